@@ -1,0 +1,33 @@
+"""taskstore's storage layer: the contract, its backends and the task domain."""
+
+from store.backend import Page, StorageBackend, VersionedRecord
+from store.errors import (
+    BackendError,
+    CapacityExceeded,
+    InvalidArgument,
+    InvalidKey,
+    NotFound,
+    RecordTooLarge,
+    StorageError,
+    VersionConflict,
+)
+from store.keys import make_key, make_prefix, parse_key
+from store.memory import InMemoryBackend
+
+__all__ = [
+    "BackendError",
+    "CapacityExceeded",
+    "InMemoryBackend",
+    "InvalidArgument",
+    "InvalidKey",
+    "NotFound",
+    "Page",
+    "RecordTooLarge",
+    "StorageBackend",
+    "StorageError",
+    "VersionConflict",
+    "VersionedRecord",
+    "make_key",
+    "make_prefix",
+    "parse_key",
+]

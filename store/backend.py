@@ -1,0 +1,96 @@
+"""The storage contract every backend fulfils.
+
+A backend is a dumb versioned key-value store: it knows owners only as the
+first half of a key, and nothing of the task records it holds. Times are
+integer milliseconds since the epoch; "expired" means "absent" for every
+operation, judged by the backend's own clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class VersionedRecord:
+    """A record's bytes and its version (1 on creation, +1 per write)."""
+
+    data: bytes
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of an owner's records, newest first; ``next_cursor`` is None on the last."""
+
+    items: list[tuple[str, VersionedRecord]] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+@runtime_checkable
+class StorageBackend(Protocol):
+    """Async storage contract; see the table in README.md for the edge cases."""
+
+    async def get(self, key: str) -> VersionedRecord:
+        """The live record at ``key``; ``NotFound`` if absent or expired."""
+        ...
+
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        expires_at_ms: int | None = None,
+        created_at_ms: int | None = None,
+        op_id: str | None = None,
+        max_records_per_owner: int | None = None,
+    ) -> int:
+        """Create (version 1) or overwrite (version + 1); return the new version.
+
+        ``created_at_ms`` orders the owner's listing and applies only when the
+        put creates the key. ``max_records_per_owner`` refuses a new key with
+        ``CapacityExceeded`` when the owner already holds that many live records.
+        """
+        ...
+
+    async def put_if_version(
+        self,
+        key: str,
+        data: bytes,
+        expected_version: int,
+        *,
+        expires_at_ms: int | None = None,
+        created_at_ms: int | None = None,
+        op_id: str | None = None,
+    ) -> int:
+        """Write only if the live version is ``expected_version``, else ``VersionConflict``."""
+        ...
+
+    async def delete(self, key: str, *, op_id: str | None = None) -> bool:
+        """Remove the record and its index entries; True if a live record was removed."""
+        ...
+
+    async def list_by_prefix(self, prefix: str) -> list[tuple[str, VersionedRecord]]:
+        """Every live record of one owner (``make_prefix(owner)``), oldest first."""
+        ...
+
+    async def list_page(self, owner_id: str, cursor: str | None = None, limit: int = 50) -> Page:
+        """One page of an owner's live records, newest first, from an opaque cursor."""
+        ...
+
+    async def count(self, owner_id: str) -> int:
+        """The owner's live records, expired ones excluded."""
+        ...
+
+    async def cleanup_expired(self) -> int:
+        """Remove expired records and their index entries; return how many."""
+        ...
+
+    async def reap_orphans(self) -> int:
+        """Repair index entries that disagree with the records; return how many."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and anything the backend started."""
+        ...

@@ -1,0 +1,70 @@
+"""Argument checks shared by every backend, run before any I/O.
+
+Python's type hints are not enforced at run time and job payloads arrive
+from other processes, so each public backend method checks what it was given.
+"""
+
+from __future__ import annotations
+
+from store.errors import InvalidArgument, RecordTooLarge
+
+DEFAULT_MAX_RECORD_BYTES = 4 * 1024 * 1024
+DEFAULT_OP_TTL_MS = 24 * 3600 * 1000
+MAX_PAGE_LIMIT = 1000
+MAX_OP_ID_CHARS = 256
+_MAX_MS = 2**52  # exact in a double, so Redis sorted-set scores keep it
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_data(key: str, data: object, max_bytes: int) -> bytes:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidArgument(f"data must be bytes, not {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > max_bytes:
+        raise RecordTooLarge(key, max_bytes, len(data))
+    return data
+
+
+def check_version(value: object) -> int:
+    if not _is_int(value):
+        raise InvalidArgument(f"expected_version must be an int, not {type(value).__name__}")
+    assert isinstance(value, int)
+    if not 1 <= value < _MAX_MS:
+        raise InvalidArgument(f"expected_version must be at least 1, not {value}")
+    return value
+
+
+def check_ms(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if not _is_int(value):
+        raise InvalidArgument(f"{name} must be an int of milliseconds, not {type(value).__name__}")
+    assert isinstance(value, int)
+    if not 0 <= value < _MAX_MS:
+        raise InvalidArgument(f"{name} out of range: {value}")
+    return value
+
+
+def check_positive(name: str, value: object, maximum: int | None = None) -> int:
+    if not _is_int(value):
+        raise InvalidArgument(f"{name} must be an int, not {type(value).__name__}")
+    assert isinstance(value, int)
+    if value < 1 or (maximum is not None and value > maximum):
+        bound = f" and at most {maximum}" if maximum is not None else ""
+        raise InvalidArgument(f"{name} must be at least 1{bound}, not {value}")
+    return value
+
+
+def check_capacity(value: object) -> int | None:
+    return None if value is None else check_positive("max_records_per_owner", value)
+
+
+def check_op_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_OP_ID_CHARS:
+        raise InvalidArgument(f"op_id must be a non-empty str of at most {MAX_OP_ID_CHARS} chars")
+    return value

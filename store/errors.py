@@ -1,0 +1,76 @@
+"""Errors of the storage layer.
+
+Every error a backend raises is a ``StorageError``; input that can never
+succeed is an ``InvalidArgument`` (also a ``ValueError``) and is refused before
+any I/O, so a refused call has changed nothing.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class of every error raised by a storage backend."""
+
+
+class NotFound(StorageError):
+    """The key is absent or its record has expired."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"record not found: {key!r}")
+        self.key = key
+
+
+class VersionConflict(StorageError):
+    """A compare-and-swap saw another version; ``actual`` is 0 when the key is absent."""
+
+    def __init__(self, key: str, expected: int, actual: int) -> None:
+        super().__init__(f"version conflict on {key!r}: expected {expected}, found {actual}")
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+class CapacityExceeded(StorageError):
+    """Creating the key would put the owner above its bound of live records."""
+
+    def __init__(self, owner_id: str, limit: int) -> None:
+        super().__init__(f"owner {owner_id!r} already holds its limit of {limit} live records")
+        self.owner_id = owner_id
+        self.limit = limit
+
+
+class InvalidArgument(StorageError, ValueError):
+    """The call can never succeed as made: wrong type, out of range, malformed."""
+
+
+class InvalidKey(InvalidArgument):
+    """An owner id, task id or key that fails validation; it never reaches the server."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(f"invalid key {_shorten(value)}: {reason}")
+        self.value = value
+        self.reason = reason
+
+
+class RecordTooLarge(InvalidArgument):
+    """The record's data is above the backend's ``max_record_bytes``."""
+
+    def __init__(self, key: str, limit: int, actual: int) -> None:
+        super().__init__(f"record for {key!r} is {actual} bytes, above the limit of {limit}")
+        self.key = key
+        self.limit = limit
+        self.actual = actual
+
+
+class BackendError(StorageError):
+    """The server failed or could not be reached; the driver's error is ``__cause__``."""
+
+    def __init__(self, key: str | None, message: str) -> None:
+        where = f" (key {key!r})" if key is not None else ""
+        super().__init__(f"{message}{where}")
+        self.key = key
+
+
+def _shorten(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"

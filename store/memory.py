@@ -1,0 +1,226 @@
+"""In-memory backend: the reference semantics of the storage contract.
+
+No server, no persistence: for tests, demos and single-process use. Each
+method runs without awaiting between its read and its write, so concurrent
+coroutines on one event loop see every call as atomic.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from store import checks
+from store.backend import Page, VersionedRecord
+from store.cursor import decode_cursor, encode_cursor
+from store.errors import CapacityExceeded, NotFound, StorageError, VersionConflict
+from store.keys import make_key, parse_key, parse_prefix, validate_id
+
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class _Entry:
+    data: bytes
+    version: int
+    created_at_ms: int
+    expires_at_ms: int | None
+
+    def live(self, now: int) -> bool:
+        return self.expires_at_ms is None or self.expires_at_ms > now
+
+
+_Outcome = int | bool | StorageError
+
+
+class InMemoryBackend:
+    """A ``StorageBackend`` held in dicts, with an injectable millisecond clock."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock = wall_clock_ms,
+        max_record_bytes: int = checks.DEFAULT_MAX_RECORD_BYTES,
+        op_ttl_ms: int = checks.DEFAULT_OP_TTL_MS,
+    ) -> None:
+        self._clock = clock
+        self._max_record_bytes = max_record_bytes
+        self._op_ttl_ms = op_ttl_ms
+        self._owners: dict[str, dict[str, _Entry]] = {}
+        self._ops: dict[tuple[str, str], tuple[_Outcome, int]] = {}
+
+    async def __aenter__(self) -> InMemoryBackend:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Nothing to release; present so every backend closes the same way."""
+
+    async def get(self, key: str) -> VersionedRecord:
+        owner_id, task_id = parse_key(key)
+        entry = self._live(owner_id, task_id, self._clock())
+        if entry is None:
+            raise NotFound(key)
+        return VersionedRecord(entry.data, entry.version)
+
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        expires_at_ms: int | None = None,
+        created_at_ms: int | None = None,
+        op_id: str | None = None,
+        max_records_per_owner: int | None = None,
+    ) -> int:
+        owner_id, task_id = parse_key(key)
+        data = checks.check_data(key, data, self._max_record_bytes)
+        expires = checks.check_ms("expires_at_ms", expires_at_ms)
+        created = checks.check_ms("created_at_ms", created_at_ms)
+        op = checks.check_op_id(op_id)
+        capacity = checks.check_capacity(max_records_per_owner)
+        return self._write(owner_id, task_id, data, None, expires, created, op, capacity)
+
+    async def put_if_version(
+        self,
+        key: str,
+        data: bytes,
+        expected_version: int,
+        *,
+        expires_at_ms: int | None = None,
+        created_at_ms: int | None = None,
+        op_id: str | None = None,
+    ) -> int:
+        owner_id, task_id = parse_key(key)
+        data = checks.check_data(key, data, self._max_record_bytes)
+        expected = checks.check_version(expected_version)
+        expires = checks.check_ms("expires_at_ms", expires_at_ms)
+        created = checks.check_ms("created_at_ms", created_at_ms)
+        op = checks.check_op_id(op_id)
+        return self._write(owner_id, task_id, data, expected, expires, created, op, None)
+
+    async def delete(self, key: str, *, op_id: str | None = None) -> bool:
+        owner_id, task_id = parse_key(key)
+        op = checks.check_op_id(op_id)
+        now = self._clock()
+        replayed = self._replay(owner_id, op, now)
+        if replayed is not None:
+            return bool(replayed)
+        records = self._owners.get(owner_id, {})
+        entry = records.pop(task_id, None)
+        existed = entry is not None and entry.live(now)
+        self._record_op(owner_id, op, existed, now)
+        return existed
+
+    async def list_by_prefix(self, prefix: str) -> list[tuple[str, VersionedRecord]]:
+        owner_id = parse_prefix(prefix)
+        return [
+            (make_key(owner_id, task_id), VersionedRecord(e.data, e.version))
+            for task_id, e in self._ordered(owner_id, self._clock())
+        ]
+
+    async def list_page(self, owner_id: str, cursor: str | None = None, limit: int = 50) -> Page:
+        validate_id(owner_id, "owner id")
+        limit = checks.check_positive("limit", limit, checks.MAX_PAGE_LIMIT)
+        oldest_first = self._ordered(owner_id, self._clock())
+        end = len(oldest_first)
+        if cursor is not None:
+            created, task_id = decode_cursor(cursor)
+            order = [(e.created_at_ms, _utf8(t)) for t, e in oldest_first]
+            end = bisect_left(order, (created, _utf8(task_id)))
+        chunk = oldest_first[max(0, end - limit) : end][::-1]
+        items = [(make_key(owner_id, t), VersionedRecord(e.data, e.version)) for t, e in chunk]
+        more = end > limit
+        next_cursor = encode_cursor(chunk[-1][1].created_at_ms, chunk[-1][0]) if more else None
+        return Page(items, next_cursor)
+
+    async def count(self, owner_id: str) -> int:
+        return self._count(validate_id(owner_id, "owner id"), self._clock())
+
+    async def cleanup_expired(self) -> int:
+        now = self._clock()
+        removed = 0
+        for owner_id in list(self._owners):
+            records = self._owners[owner_id]
+            for task_id in [t for t, e in records.items() if not e.live(now)]:
+                del records[task_id]
+                removed += 1
+            if not records:
+                del self._owners[owner_id]
+        self._ops = {k: v for k, v in self._ops.items() if v[1] > now}
+        return removed
+
+    async def reap_orphans(self) -> int:
+        """Records and their ordering live in one dict here, so nothing can dangle."""
+        return 0
+
+    def _write(
+        self,
+        owner_id: str,
+        task_id: str,
+        data: bytes,
+        expected: int | None,
+        expires: int | None,
+        created: int | None,
+        op: str | None,
+        capacity: int | None,
+    ) -> int:
+        now = self._clock()
+        replayed = self._replay(owner_id, op, now)
+        if replayed is not None:
+            return int(replayed)
+        entry = self._live(owner_id, task_id, now)
+        current = entry.version if entry is not None else 0
+        outcome: _Outcome
+        if expected is not None and expected != current:
+            outcome = VersionConflict(make_key(owner_id, task_id), expected, current)
+        elif entry is None and capacity is not None and self._count(owner_id, now) >= capacity:
+            outcome = CapacityExceeded(owner_id, capacity)
+        else:
+            records = self._owners.setdefault(owner_id, {})
+            created_at = entry.created_at_ms if entry is not None else (created or now)
+            records[task_id] = _Entry(data, current + 1, created_at, expires)
+            outcome = current + 1
+        self._record_op(owner_id, op, outcome, now)
+        if isinstance(outcome, StorageError):
+            raise outcome
+        return outcome
+
+    def _live(self, owner_id: str, task_id: str, now: int) -> _Entry | None:
+        entry = self._owners.get(owner_id, {}).get(task_id)
+        return entry if entry is not None and entry.live(now) else None
+
+    def _count(self, owner_id: str, now: int) -> int:
+        return sum(e.live(now) for e in self._owners.get(owner_id, {}).values())
+
+    def _ordered(self, owner_id: str, now: int) -> list[tuple[str, _Entry]]:
+        live = [(t, e) for t, e in self._owners.get(owner_id, {}).items() if e.live(now)]
+        live.sort(key=lambda item: (item[1].created_at_ms, _utf8(item[0])))
+        return live
+
+    def _replay(self, owner_id: str, op: str | None, now: int) -> int | bool | None:
+        if op is None:
+            return None
+        seen = self._ops.get((owner_id, op))
+        if seen is None or seen[1] <= now:
+            return None
+        if isinstance(seen[0], StorageError):
+            raise seen[0]
+        return seen[0]
+
+    def _record_op(self, owner_id: str, op: str | None, outcome: _Outcome, now: int) -> None:
+        if op is not None:
+            self._ops[(owner_id, op)] = (outcome, now + self._op_ttl_ms)
+
+
+def _utf8(task_id: str) -> bytes:
+    """Ties in creation time sort by the id's UTF-8 bytes, as Redis sorts members."""
+    return task_id.encode()

@@ -1,0 +1,58 @@
+"""One harness per backend kind, so the contract suite is written once.
+
+A harness gives a fresh backend with its own key prefix, the backend's own
+notion of "now", and a way to let time pass: a fake clock for the in-memory
+backend, real sleeping for servers that judge expiry by their own clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+
+from store import InMemoryBackend, StorageBackend
+
+
+@dataclass
+class Harness:
+    backend: StorageBackend
+    now_ms: Callable[[], Awaitable[int]]
+    advance: Callable[[int], Awaitable[None]]
+    kind: str
+
+
+HarnessFactory = Callable[[], AbstractAsyncContextManager[Harness]]
+
+
+class FakeClock:
+    def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
+        self.ms = start_ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+@asynccontextmanager
+async def memory_harness() -> AsyncIterator[Harness]:
+    clock = FakeClock()
+
+    async def now() -> int:
+        return clock.ms
+
+    async def advance(ms: int) -> None:
+        clock.ms += ms
+
+    async with InMemoryBackend(clock=clock) as backend:
+        yield Harness(backend, now, advance, "memory")
+
+
+async def sleep_ms(ms: int) -> None:
+    await asyncio.sleep(ms / 1000)
+
+
+def unique(label: str = "o") -> str:
+    """An id no other test uses, so tests never see each other's records."""
+    return f"{label}-{uuid.uuid4().hex[:12]}"
