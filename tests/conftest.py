@@ -1,16 +1,63 @@
-"""Fixtures shared by every test: the registry of backend harnesses."""
+"""Fixtures shared by every test: the servers and the registry of backend harnesses."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
+from pathlib import Path
 
 import pytest
+import redis
 
-from tests.harness import Harness, HarnessFactory, memory_harness
+from store.redis import EmbeddedRedis
+from tests.harness import Harness, HarnessFactory, memory_harness, redis_harness
+from tests.servers import LocalCluster
 
-# Each backend kind the contract suite runs on. Server-backed kinds are added
-# by the fixtures that start their servers.
-HARNESSES: dict[str, str] = {"memory": "memory_factory"}
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# Each backend kind the contract suite runs on, and the fixture giving its factory.
+HARNESSES: dict[str, str] = {
+    "memory": "memory_factory",
+    "redis": "redis_factory",
+    "embedded": "embedded_factory",
+    "cluster": "cluster_factory",
+}
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The shared test Redis: TASKSTORE_TEST_REDIS_URL, else the local default."""
+    url = os.environ.get("TASKSTORE_TEST_REDIS_URL")
+    try:
+        redis.Redis.from_url(url or DEFAULT_TEST_REDIS_URL, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        if url:
+            raise
+        pytest.skip(
+            f"TASKSTORE_TEST_REDIS_URL unset and {DEFAULT_TEST_REDIS_URL} unreachable: {exc}"
+        )
+    return url or DEFAULT_TEST_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+async def embedded_dir(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Path]:
+    """A session-wide embedded server; tests attach to it through its directory."""
+    directory = tmp_path_factory.mktemp("embedded")
+    server = EmbeddedRedis(directory)
+    await server.start()
+    yield directory
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +65,29 @@ def memory_factory() -> HarnessFactory:
     return memory_harness
 
 
+@pytest.fixture(scope="session")
+def redis_factory(redis_url: str) -> HarnessFactory:
+    return partial(redis_harness, redis_url, "redis")
+
+
+@pytest.fixture(scope="session")
+def embedded_factory(embedded_dir: Path) -> HarnessFactory:
+    return partial(redis_harness, "embedded", "embedded", embedded_dir=embedded_dir)
+
+
+@pytest.fixture(scope="session")
+def cluster_factory(cluster: LocalCluster) -> HarnessFactory:
+    return partial(redis_harness, cluster.url, "cluster")
+
+
 @pytest.fixture(params=list(HARNESSES))
-async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+def harness_factory(request: pytest.FixtureRequest) -> HarnessFactory:
+    """The factory of one registered kind; servers start only when a kind is used."""
     factory: HarnessFactory = request.getfixturevalue(HARNESSES[request.param])
-    async with factory() as h:
+    return factory
+
+
+@pytest.fixture
+async def harness(harness_factory: HarnessFactory) -> AsyncIterator[Harness]:
+    async with harness_factory() as h:
         yield h

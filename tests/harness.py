@@ -12,8 +12,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from store import InMemoryBackend, StorageBackend
+from store.redis import RedisBackend
 
 
 @dataclass
@@ -56,3 +58,31 @@ async def sleep_ms(ms: int) -> None:
 def unique(label: str = "o") -> str:
     """An id no other test uses, so tests never see each other's records."""
     return f"{label}-{uuid.uuid4().hex[:12]}"
+
+
+async def drop_keys(backend: RedisBackend) -> None:
+    """Delete every key under the backend's prefix: only what the test made."""
+    client = backend.client
+    # scan_iter walks every primary of a cluster.
+    found = [key async for key in client.scan_iter(match=f"{backend.keys.prefix}:*", count=1000)]
+    for key in found:
+        await client.unlink(key)
+
+
+async def server_ms(backend: RedisBackend) -> int:
+    seconds, micros = await backend.client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+@asynccontextmanager
+async def redis_harness(url: str, kind: str, **options: Any) -> AsyncIterator[Harness]:
+    backend = await RedisBackend.from_url(url, prefix=unique("test"), **options)
+
+    async def now() -> int:
+        return await server_ms(backend)
+
+    try:
+        yield Harness(backend, now, sleep_ms, kind)
+    finally:
+        await drop_keys(backend)
+        await backend.aclose()

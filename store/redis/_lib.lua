@@ -1,0 +1,19 @@
+-- Shared by every script (prepended when the scripts are loaded).
+
+-- The server's clock in milliseconds: every expiry decision uses this one
+-- clock, so clients with skewed clocks agree.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Byte-wise a < b. Lua's own '<' follows the server's collation locale,
+-- while sorted sets order equal scores by bytes.
+local function bytes_before(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end

@@ -1,0 +1,397 @@
+"""``RedisBackend``: the storage contract on Redis or Redis Cluster.
+
+Every write is one Lua script that updates the record, its owner's indexes
+and its expiry atomically; every read filters expired records with the
+server's clock in the same round trip. See ``store.redis.keyschema`` for the
+layout. The due-index is the one key outside an owner's slot: it is lowered
+right after the write that needs it and healed by ``reap_orphans`` if a
+process dies in between; a late due-index only delays the sweep, because
+reads never trust it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+
+from redis.asyncio import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+
+from store import checks
+from store.backend import Page, VersionedRecord
+from store.cursor import decode_cursor, encode_cursor
+from store.errors import (
+    BackendError,
+    CapacityExceeded,
+    InvalidArgument,
+    NotFound,
+    VersionConflict,
+)
+from store.keys import make_key, parse_key, parse_prefix, validate_id
+from store.redis import scripts
+from store.redis.connect import RedisClient, connect
+from store.redis.keyschema import KeySchema, OwnerKeys
+
+_WRITTEN, _CONFLICT = 0, 1
+_LIST_CHUNK = 500
+_OWNERS_PER_SWEEP_ROUND = 64
+
+
+class RedisBackend:
+    """A ``StorageBackend`` on a ``redis.asyncio.Redis`` or ``RedisCluster`` client."""
+
+    def __init__(
+        self,
+        client: RedisClient,
+        *,
+        prefix: str = "ts",
+        max_record_bytes: int = checks.DEFAULT_MAX_RECORD_BYTES,
+        op_ttl_ms: int = checks.DEFAULT_OP_TTL_MS,
+        sweep_batch: int = 1000,
+        reap_batch: int = 1000,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        if client.get_encoder().decode_responses:
+            raise InvalidArgument("RedisBackend needs a client with decode_responses=False")
+        self.client = client
+        # redis-py types asyncio commands as `Awaitable[T] | T`; calls go through this alias.
+        self._redis: Any = cast(Any, client)
+        self.keys = KeySchema(prefix)
+        self._max_record_bytes = max_record_bytes
+        self._op_ttl_ms = checks.check_positive("op_ttl_ms", op_ttl_ms)
+        self._sweep_batch = checks.check_positive("sweep_batch", sweep_batch, 5000)
+        self._reap_batch = checks.check_positive("reap_batch", reap_batch)
+        self._on_close = on_close
+        register = self._redis.register_script
+        self._write = register(scripts.WRITE.text)
+        self._get = register(scripts.GET.text)
+        self._delete = register(scripts.DELETE.text)
+        self._list = register(scripts.LIST.text)
+        self._count = register(scripts.COUNT.text)
+        self._sweep = register(scripts.SWEEP.text)
+        self._reap_index = register(scripts.REAP_INDEX.text)
+        self._reindex = register(scripts.REINDEX.text)
+
+    @classmethod
+    async def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "ts",
+        embedded_dir: str | os.PathLike[str] | None = None,
+        client_options: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> RedisBackend:
+        """Connect to ``url`` (see ``store.redis.connect``); the backend owns the client."""
+        connection = await connect(url, embedded_dir=embedded_dir, **(client_options or {}))
+        try:
+            return cls(connection.client, prefix=prefix, on_close=connection.aclose, **options)
+        except BaseException:
+            await connection.aclose()
+            raise
+
+    async def __aenter__(self) -> RedisBackend:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client if ``from_url`` opened it (and stop its embedded server)."""
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            await on_close()
+
+    # -- the contract -------------------------------------------------------
+
+    async def get(self, key: str) -> VersionedRecord:
+        owner_id, task_id = parse_key(key)
+        with _backend_errors(key):
+            reply = await self._get(keys=(self.keys.owner(owner_id).record(task_id),))
+        if reply is None:
+            raise NotFound(key)
+        return VersionedRecord(reply[1], int(reply[0]))
+
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        expires_at_ms: int | None = None,
+        created_at_ms: int | None = None,
+        op_id: str | None = None,
+        max_records_per_owner: int | None = None,
+    ) -> int:
+        owner_id, task_id = parse_key(key)
+        return await self._write_record(
+            key,
+            owner_id,
+            task_id,
+            checks.check_data(key, data, self._max_record_bytes),
+            None,
+            checks.check_ms("expires_at_ms", expires_at_ms),
+            checks.check_ms("created_at_ms", created_at_ms),
+            checks.check_op_id(op_id),
+            checks.check_capacity(max_records_per_owner),
+        )
+
+    async def put_if_version(
+        self,
+        key: str,
+        data: bytes,
+        expected_version: int,
+        *,
+        expires_at_ms: int | None = None,
+        created_at_ms: int | None = None,
+        op_id: str | None = None,
+    ) -> int:
+        owner_id, task_id = parse_key(key)
+        return await self._write_record(
+            key,
+            owner_id,
+            task_id,
+            checks.check_data(key, data, self._max_record_bytes),
+            checks.check_version(expected_version),
+            checks.check_ms("expires_at_ms", expires_at_ms),
+            checks.check_ms("created_at_ms", created_at_ms),
+            checks.check_op_id(op_id),
+            None,
+        )
+
+    async def delete(self, key: str, *, op_id: str | None = None) -> bool:
+        owner_id, task_id = parse_key(key)
+        op = checks.check_op_id(op_id)
+        keys = self.keys.owner(owner_id)
+        with _backend_errors(key):
+            existed = await self._delete(
+                keys=(keys.record(task_id), keys.index, keys.expiry, keys.op(op)),
+                args=(task_id, op or "", self._op_ttl_ms),
+            )
+        return bool(existed)
+
+    async def list_by_prefix(self, prefix: str) -> list[tuple[str, VersionedRecord]]:
+        owner_id = parse_prefix(prefix)
+        items: list[tuple[str, VersionedRecord]] = []
+        after: tuple[int, str] | None = None
+        while True:
+            chunk, more = await self._list_chunk(owner_id, False, after, _LIST_CHUNK)
+            items.extend((make_key(owner_id, task), record) for task, _, record in chunk)
+            if not more:
+                return items
+            after = chunk[-1][1], chunk[-1][0]
+
+    async def list_page(self, owner_id: str, cursor: str | None = None, limit: int = 50) -> Page:
+        validate_id(owner_id, "owner id")
+        limit = checks.check_positive("limit", limit, checks.MAX_PAGE_LIMIT)
+        after = decode_cursor(cursor) if cursor is not None else None
+        chunk, more = await self._list_chunk(owner_id, True, after, limit)
+        items = [(make_key(owner_id, task), record) for task, _, record in chunk]
+        next_cursor = encode_cursor(chunk[-1][1], chunk[-1][0]) if more else None
+        return Page(items, next_cursor)
+
+    async def count(self, owner_id: str) -> int:
+        keys = self.keys.owner(validate_id(owner_id, "owner id"))
+        with _backend_errors(owner_id):
+            return int(await self._count(keys=(keys.index, keys.expiry)))
+
+    async def cleanup_expired(self) -> int:
+        """Sweep the owners the due-index says are due; cost follows the expired work."""
+        removed = 0
+        while True:
+            with _backend_errors(None):
+                now = await self._server_ms()
+                due = await self._redis.zrangebyscore(
+                    self.keys.due, "-inf", now, start=0, num=_OWNERS_PER_SWEEP_ROUND
+                )
+                if not due:
+                    return removed
+                owners = [o.decode() for o in due]
+                results = await asyncio.gather(*(self._sweep_owner(o) for o in owners))
+            removed += sum(results)
+
+    async def reap_orphans(self) -> int:
+        """One bounded step of an incremental SCAN over every primary; the cursor is kept."""
+        repaired = 0
+        pattern = self.keys.scan_pattern()
+        with _backend_errors(None):
+            for node_name, scan in self._scanners():
+                stored = await self._redis.hget(self.keys.reap, node_name)
+                cursor = int(stored or 0)
+                examined = 0
+                while True:
+                    cursor, found = await scan(cursor, pattern, min(self._reap_batch, 1000))
+                    repaired += await self._repair([k.decode() for k in found])
+                    examined += min(self._reap_batch, 1000)
+                    if cursor == 0 or examined >= self._reap_batch:
+                        break
+                await self._redis.hset(self.keys.reap, node_name, cursor)
+        return repaired
+
+    # -- internals ----------------------------------------------------------
+
+    async def _write_record(
+        self,
+        key: str,
+        owner_id: str,
+        task_id: str,
+        data: bytes,
+        expected: int | None,
+        expires: int | None,
+        created: int | None,
+        op: str | None,
+        capacity: int | None,
+    ) -> int:
+        keys = self.keys.owner(owner_id)
+        with _backend_errors(key):
+            status, value, due, judged = await self._write(
+                keys=(keys.record(task_id), keys.index, keys.expiry, keys.op(op)),
+                args=(
+                    task_id,
+                    data,
+                    _arg(expected),
+                    _arg(expires),
+                    _arg(created),
+                    op or "",
+                    _arg(capacity),
+                    self._op_ttl_ms,
+                ),
+            )
+            if due:
+                await self._redis.zadd(self.keys.due, {owner_id: due}, lt=True)
+        if status == _WRITTEN:
+            return int(value)
+        if status == _CONFLICT:
+            raise VersionConflict(key, int(judged), int(value))
+        raise CapacityExceeded(owner_id, int(value))
+
+    async def _list_chunk(
+        self, owner_id: str, descending: bool, after: tuple[int, str] | None, limit: int
+    ) -> tuple[list[tuple[str, int, VersionedRecord]], bool]:
+        keys = self.keys.owner(owner_id)
+        with _backend_errors(owner_id):
+            reply = await self._list(
+                keys=(keys.index, keys.expiry),
+                args=(
+                    keys.record_prefix,
+                    "1" if descending else "0",
+                    after[0] if after else "",
+                    after[1] if after else "",
+                    limit,
+                ),
+            )
+        chunk = [
+            (
+                reply[i].decode(),
+                int(float(reply[i + 1])),
+                VersionedRecord(reply[i + 3], int(reply[i + 2])),
+            )
+            for i in range(1, len(reply), 4)
+        ]
+        return chunk, bool(reply[0])
+
+    async def _sweep_owner(self, owner_id: str) -> int:
+        """Sweep one owner, then settle its due-index entry without losing a concurrent write.
+
+        The sweep may raise the owner's due score (or drop it). A write that
+        lands meanwhile lowers it again after its own script; re-reading the
+        earliest expiry after the raise catches a write whose lowering came first.
+        """
+        keys = self.keys.owner(owner_id)
+        removed, next_expiry, more = await self._sweep(
+            keys=(keys.index, keys.expiry), args=(keys.record_prefix, self._sweep_batch)
+        )
+        if more:
+            return int(removed)
+        if next_expiry:
+            await self._redis.zadd(self.keys.due, {owner_id: int(next_expiry)})
+        else:
+            await self._redis.zrem(self.keys.due, owner_id)
+        await self._lower_due(owner_id, keys)
+        return int(removed)
+
+    async def _lower_due(self, owner_id: str, keys: OwnerKeys) -> None:
+        first = await self._redis.zrange(keys.expiry, 0, 0, withscores=True)
+        if first:
+            await self._redis.zadd(self.keys.due, {owner_id: int(first[0][1])}, lt=True)
+
+    async def _repair(self, found: Sequence[str]) -> int:
+        jobs = []
+        for raw in found:
+            parsed = self.keys.parse(raw)
+            if parsed is None:
+                continue
+            keys = self.keys.owner(parsed.owner_id)
+            if parsed.kind == "record":
+                jobs.append(self._repair_record(parsed.owner_id, parsed.name, keys))
+            elif parsed.kind == "index":
+                jobs.append(self._repair_index(keys))
+            elif parsed.kind == "expiry":
+                jobs.append(self._lower_due_counting_none(parsed.owner_id, keys))
+        return sum(await asyncio.gather(*jobs))
+
+    async def _repair_record(self, owner_id: str, task_id: str, keys: OwnerKeys) -> int:
+        repaired, due = await self._reindex(
+            keys=(keys.record(task_id), keys.index, keys.expiry), args=(task_id,)
+        )
+        if due:
+            await self._redis.zadd(self.keys.due, {owner_id: int(due)}, lt=True)
+        return int(repaired)
+
+    async def _repair_index(self, keys: OwnerKeys) -> int:
+        removed, start = 0, 0
+        while start >= 0:
+            count, start = await self._reap_index(
+                keys=(keys.index, keys.expiry), args=(keys.record_prefix, start, 500)
+            )
+            removed += int(count)
+            start = int(start)
+        return removed
+
+    async def _lower_due_counting_none(self, owner_id: str, keys: OwnerKeys) -> int:
+        await self._lower_due(owner_id, keys)
+        return 0
+
+    def _scanners(
+        self,
+    ) -> Iterator[tuple[str, Callable[[int, str, int], Awaitable[tuple[int, list[bytes]]]]]]:
+        if isinstance(self.client, RedisCluster):
+            cluster = self.client
+            for node in cluster.get_primaries():
+
+                async def scan(
+                    cursor: int, match: str, count: int, node: Any = node
+                ) -> tuple[int, list[bytes]]:
+                    # redis-py answers a cluster SCAN with ({node name: cursor}, keys).
+                    cursors, keys = await cluster.execute_command(
+                        "SCAN", cursor, "MATCH", match, "COUNT", count, target_nodes=node
+                    )
+                    return int(cursors[node.name]), list(keys)
+
+                yield node.name, scan
+        else:
+            client = self._redis
+
+            async def scan_one(cursor: int, match: str, count: int) -> tuple[int, list[bytes]]:
+                next_cursor, keys = await client.scan(cursor, match=match, count=count)
+                return int(next_cursor), list(keys)
+
+            yield "single", scan_one
+
+    async def _server_ms(self) -> int:
+        seconds, micros = await self._redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _arg(value: int | None) -> int | str:
+    return "" if value is None else value
+
+
+@contextmanager
+def _backend_errors(key: str | None) -> Iterator[None]:
+    try:
+        yield
+    except (RedisError, RedisClusterException) as exc:
+        raise BackendError(key, f"Redis failed: {type(exc).__name__}: {exc}") from exc

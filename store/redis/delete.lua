@@ -1,0 +1,24 @@
+-- delete: the record and every index entry of it.
+-- KEYS: record, index, expiry, op
+-- ARGV: task_id, op_id, op_ttl_ms
+-- Reply: 1 if a live record was removed, else 0 (the first outcome for a seen op id).
+
+if ARGV[2] ~= '' then
+  local seen = redis.call('GET', KEYS[4])
+  if seen then
+    return tonumber(seen)
+  end
+end
+
+local fields = redis.call('HMGET', KEYS[1], 'v', 'e')
+local existed = 0
+if fields[1] and not (fields[2] and tonumber(fields[2]) <= now_ms()) then
+  existed = 1
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[4], existed, 'PX', ARGV[3])
+end
+return existed
