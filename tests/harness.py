@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from store import InMemoryBackend, StorageBackend
+from store import InMemoryBackend, StorageBackend, VersionConflict
 from store.redis import RedisBackend
 
 
@@ -86,3 +86,15 @@ async def redis_harness(url: str, kind: str, **options: Any) -> AsyncIterator[Ha
     finally:
         await drop_keys(backend)
         await backend.aclose()
+
+
+async def cas_increment(backend: StorageBackend, key: str) -> int:
+    """Add one to the integer in ``key`` by read + compare-and-swap, retrying on conflict."""
+    while True:
+        record = await backend.get(key)
+        try:
+            return await backend.put_if_version(
+                key, str(int(record.data) + 1).encode(), record.version
+            )
+        except VersionConflict:
+            continue

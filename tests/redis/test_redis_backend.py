@@ -1,0 +1,249 @@
+"""Behaviour of RedisBackend beyond the contract: concurrency, sweeps, reaping, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+from redis.crc import key_slot
+
+from store import (
+    BackendError,
+    InvalidArgument,
+    InvalidKey,
+    NotFound,
+    RecordTooLarge,
+    VersionedRecord,
+    make_key,
+    make_prefix,
+)
+from store.redis import RedisBackend
+from store.redis.keyschema import KeySchema
+from tests.harness import Harness, cas_increment, server_ms, unique
+from tests.redis.conftest import redis_backend
+from tests.servers import RedisProcess, free_ports
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_concurrent_cas_increments_lose_no_update(server: Harness) -> None:
+    key = make_key(unique(), "counter")
+    await server.backend.put(key, b"0")
+
+    async def worker() -> None:
+        for _ in range(50):
+            await cas_increment(server.backend, key)
+
+    await asyncio.gather(*(worker() for _ in range(32)))
+    assert await server.backend.get(key) == VersionedRecord(b"1600", 1601)
+
+
+async def test_cas_increments_from_two_processes_lose_no_update(
+    server: Harness, embedded_dir: Path, redis_url: str
+) -> None:
+    backend = redis_backend(server)
+    key = make_key(unique(), "counter")
+    await backend.put(key, b"0")
+    url = {"redis": redis_url, "embedded": "embedded"}.get(server.kind)
+    if url is None:
+        url = _cluster_url(backend)
+    args = [url, backend.keys.prefix, key, "16", "50", str(embedded_dir)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    other = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.redis.increment", *args, env=env
+    )
+
+    async def worker() -> None:
+        for _ in range(50):
+            await cas_increment(backend, key)
+
+    await asyncio.gather(*(worker() for _ in range(16)))
+    assert await asyncio.wait_for(other.wait(), 60) == 0
+    assert await backend.get(key) == VersionedRecord(b"1600", 1601)
+
+
+def _cluster_url(backend: RedisBackend) -> str:
+    node = backend.client.get_primaries()[0]  # type: ignore[union-attr]
+    return f"redis+cluster://{node.host}:{node.port}"
+
+
+async def test_cleanup_removes_exactly_the_expired_thousand_of_ten_thousand(
+    server: Harness,
+) -> None:
+    backend = redis_backend(server)
+    owners = [unique() for _ in range(20)]
+    keep = [make_key(owners[i % 20], f"k{i}") for i in range(9000)]
+    dies = [make_key(owners[i % 20], f"d{i}") for i in range(1000)]
+    for chunk in range(0, len(keep), 500):
+        await asyncio.gather(*(backend.put(k, b"x") for k in keep[chunk : chunk + 500]))
+    expiry = await server.now_ms() + 1000
+    for chunk in range(0, len(dies), 500):
+        await asyncio.gather(
+            *(backend.put(k, b"x", expires_at_ms=expiry) for k in dies[chunk : chunk + 500])
+        )
+    assert sum([await backend.count(o) for o in owners]) == 10_000
+    await server.advance(1200)
+    assert await backend.cleanup_expired() == 1000
+    listed = [k for o in owners for k, _ in await backend.list_by_prefix(make_prefix(o))]
+    assert sorted(listed) == sorted(keep)
+    assert sum([await backend.count(o) for o in owners]) == 9000
+    assert await backend._redis.zcard(backend.keys.due) == 0
+
+
+async def test_due_index_holds_each_owner_at_its_earliest_expiry(server: Harness) -> None:
+    backend = redis_backend(server)
+    now = await server.now_ms()
+    a, b, c = unique(), unique(), unique()
+    await backend.put(make_key(a, "late"), b"x", expires_at_ms=now + 60_000)
+    await backend.put(make_key(a, "early"), b"x", expires_at_ms=now + 300)
+    await backend.put(make_key(b, "t"), b"x", expires_at_ms=now + 300)
+    await backend.put(make_key(c, "t"), b"x")
+    await server.advance(500)
+    assert await backend.cleanup_expired() == 2
+    due = dict(await backend._redis.zrange(backend.keys.due, 0, -1, withscores=True))
+    assert due == {a.encode(): float(now + 60_000)}
+
+
+async def test_reaper_removes_dangling_entries_and_reindexes_lost_records(
+    server: Harness,
+) -> None:
+    backend = RedisBackend(
+        redis_backend(server).client, prefix=redis_backend(server).keys.prefix, reap_batch=100_000
+    )
+    owner = unique()
+    keys = backend.keys.owner(owner)
+    now = await server.now_ms()
+    for i in range(30):
+        await backend.put(make_key(owner, f"t{i:02}"), b"x")
+    for i in range(30, 40):
+        await backend.put(make_key(owner, f"t{i:02}"), b"x", expires_at_ms=now + 300)
+    # Behind the store's back: hashes deleted, one record dropped from its index.
+    for i in range(5):
+        await backend._redis.delete(keys.record(f"t{i:02}"))
+    await backend._redis.zrem(keys.index, "t29")
+    await server.advance(500)  # Redis itself drops t30..t39
+
+    listed = [k for k, _ in await backend.list_by_prefix(make_prefix(owner))]
+    assert listed == [make_key(owner, f"t{i:02}") for i in range(5, 29)]
+    page = await backend.list_page(owner, limit=100)
+    assert [k for k, _ in page.items] == listed[::-1]
+
+    await backend._redis.delete(keys.record("t05"))
+    assert await backend.reap_orphans() == 1 + 10 + 1  # t05, t30..t39, t29 re-indexed
+    members = {m.decode() for m in await backend._redis.zrange(keys.index, 0, -1)}
+    assert members == {f"t{i:02}" for i in range(6, 30)}
+    assert await backend._redis.zcard(keys.expiry) == 0
+    assert await backend.count(owner) == 24
+    assert await backend.reap_orphans() == 0
+
+
+async def test_list_by_prefix_prunes_orphans_but_leaves_expired_to_the_sweep(
+    server: Harness,
+) -> None:
+    backend = redis_backend(server)
+    owner = unique()
+    keys = backend.keys.owner(owner)
+    await backend.put(make_key(owner, "gone"), b"x")
+    await backend.put(make_key(owner, "dies"), b"x", expires_at_ms=await server.now_ms() + 300)
+    await backend._redis.delete(keys.record("gone"))
+    await server.advance(500)
+    assert await backend.list_by_prefix(make_prefix(owner)) == []
+    assert await backend._redis.zrange(keys.index, 0, -1) == [b"dies"]
+    assert await backend.cleanup_expired() == 1
+
+
+def _all_script_keys(schema: KeySchema, owner: str, task: str) -> list[str]:
+    keys = schema.owner(owner)
+    return [keys.record(task), keys.index, keys.expiry, keys.op("op-1")]
+
+
+owner_ids = st.text(
+    alphabet=st.characters(exclude_categories=("Cc", "Cs"), exclude_characters=":{}"),
+    min_size=1,
+    max_size=64,
+) | st.sampled_from(["\uff5bx\uff5d", "}{", "a" * 256, "é" * 128, "{}", "x}y{z", "*", "ts"])
+
+
+@given(owner=owner_ids, task=owner_ids)
+def test_every_script_touches_one_slot(owner: str, task: str) -> None:
+    try:
+        make_key(owner, task)
+    except InvalidKey:
+        return
+    slots = {key_slot(k.encode()) for k in _all_script_keys(KeySchema("ts"), owner, task)}
+    assert len(slots) == 1
+    assert slots == {key_slot(owner.encode())}
+
+
+async def test_scripts_reload_after_the_server_forgets_them(private_redis: RedisProcess) -> None:
+    async with await RedisBackend.from_url(private_redis.url) as backend:
+        key = make_key("o", "t")
+        await backend.put(key, b"a")
+        await backend._redis.script_flush()
+        assert await backend.put(key, b"b") == 2
+        assert await backend.get(key) == VersionedRecord(b"b", 2)
+
+
+async def test_redis_errors_become_backend_errors_naming_the_key(
+    private_redis: RedisProcess,
+) -> None:
+    async with await RedisBackend.from_url(private_redis.url) as backend:
+        await backend.put(make_key("o", "t"), b"a")
+        private_redis.stop()
+        with pytest.raises(BackendError) as err:
+            await backend.get(make_key("o", "t"))
+        assert err.value.key == "o:t"
+        assert err.value.__cause__ is not None
+
+
+async def test_refused_connection_names_the_url_without_the_password() -> None:
+    port = free_ports(1)[0]
+    url = f"redis://user:s3cret-pw@127.0.0.1:{port}/0"
+    with pytest.raises(BackendError) as err:
+        await RedisBackend.from_url(url)
+    assert f"redis://user:***@127.0.0.1:{port}/0" in str(err.value)
+    assert "s3cret-pw" not in str(err.value)
+
+
+async def test_bad_input_is_refused_before_any_network_call() -> None:
+    # Nothing listens on this port: any network call would raise BackendError.
+    client = Redis(port=free_ports(1)[0])
+    backend = RedisBackend(client, max_record_bytes=1024)
+    with pytest.raises(RecordTooLarge):
+        await backend.put(make_key("o", "t"), b"x" * 1025)
+    with pytest.raises(InvalidArgument):
+        await backend.put_if_version(make_key("o", "t"), b"x", 0)
+    with pytest.raises(InvalidKey):
+        await backend.get("o:{t}")
+    with pytest.raises(BackendError):
+        await backend.get("o:t")
+    await client.aclose()
+
+
+async def test_a_client_that_decodes_responses_is_refused(redis_url: str) -> None:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    with pytest.raises(InvalidArgument):
+        RedisBackend(client)
+    await client.aclose()
+
+
+async def test_embedded_server_keeps_data_across_restarts(tmp_path: Path) -> None:
+    async with await RedisBackend.from_url("embedded", embedded_dir=tmp_path) as backend:
+        await backend.put(make_key("o", "t"), b"kept")
+    async with await RedisBackend.from_url("embedded", embedded_dir=tmp_path) as backend:
+        assert await backend.get(make_key("o", "t")) == VersionedRecord(b"kept", 1)
+
+
+async def test_expiry_is_judged_by_the_server_clock(server: Harness) -> None:
+    # A record whose expiry is past by the server's clock is gone, whatever
+    # the client's clock says.
+    key = make_key(unique(), "t")
+    await server.backend.put(key, b"x", expires_at_ms=await server_ms(redis_backend(server)) - 1)
+    with pytest.raises(NotFound):
+        await server.backend.get(key)
