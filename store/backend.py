@@ -48,6 +48,10 @@ class StorageBackend(Protocol):
     ) -> int:
         """Create (version 1) or overwrite (version + 1); return the new version.
 
+        With ``op_id``, running the operation again returns its first outcome
+        and changes nothing; a ``VersionConflict`` replays only for the same
+        expected version, so a read-and-retry loop may keep its op id.
+
         ``created_at_ms`` orders the owner's listing and applies only when the
         put creates the key. ``max_records_per_owner`` refuses a new key with
         ``CapacityExceeded`` when the owner already holds that many live records.
@@ -89,6 +93,14 @@ class StorageBackend(Protocol):
 
     async def reap_orphans(self) -> int:
         """Repair index entries that disagree with the records; return how many."""
+        ...
+
+    async def applied_version(self, key: str, op_id: str) -> int | None:
+        """The version a put or CAS under ``op_id`` wrote, or None if none succeeded.
+
+        Lets a caller that validates before writing (the task domain) recognise
+        an operation that was already applied before a worker died.
+        """
         ...
 
     async def aclose(self) -> None:

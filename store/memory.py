@@ -111,7 +111,7 @@ class InMemoryBackend:
         owner_id, task_id = parse_key(key)
         op = checks.check_op_id(op_id)
         now = self._clock()
-        replayed = self._replay(owner_id, op, now)
+        replayed = self._replay(owner_id, op, None, now)
         if replayed is not None:
             return bool(replayed)
         records = self._owners.get(owner_id, {})
@@ -158,6 +158,14 @@ class InMemoryBackend:
         self._ops = {k: v for k, v in self._ops.items() if v[1] > now}
         return removed
 
+    async def applied_version(self, key: str, op_id: str) -> int | None:
+        owner_id, _ = parse_key(key)
+        op = checks.check_op_id(op_id)
+        seen = self._ops.get((owner_id, op or ""))
+        if seen is None or seen[1] <= self._clock() or not isinstance(seen[0], int):
+            return None
+        return None if isinstance(seen[0], bool) else seen[0]
+
     async def reap_orphans(self) -> int:
         """Records and their ordering live in one dict here, so nothing can dangle."""
         return 0
@@ -174,7 +182,7 @@ class InMemoryBackend:
         capacity: int | None,
     ) -> int:
         now = self._clock()
-        replayed = self._replay(owner_id, op, now)
+        replayed = self._replay(owner_id, op, expected, now)
         if replayed is not None:
             return int(replayed)
         entry = self._live(owner_id, task_id, now)
@@ -206,15 +214,21 @@ class InMemoryBackend:
         live.sort(key=lambda item: (item[1].created_at_ms, _utf8(item[0])))
         return live
 
-    def _replay(self, owner_id: str, op: str | None, now: int) -> int | bool | None:
+    def _replay(
+        self, owner_id: str, op: str | None, expected: int | None, now: int
+    ) -> int | bool | None:
+        """The first outcome of ``op``; a conflict replays only for the same expected version."""
         if op is None:
             return None
         seen = self._ops.get((owner_id, op))
         if seen is None or seen[1] <= now:
             return None
-        if isinstance(seen[0], StorageError):
-            raise seen[0]
-        return seen[0]
+        outcome = seen[0]
+        if isinstance(outcome, VersionConflict) and outcome.expected != expected:
+            return None
+        if isinstance(outcome, StorageError):
+            raise outcome
+        return outcome
 
     def _record_op(self, owner_id: str, op: str | None, outcome: _Outcome, now: int) -> None:
         if op is not None:

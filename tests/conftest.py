@@ -91,3 +91,19 @@ def harness_factory(request: pytest.FixtureRequest) -> HarnessFactory:
 async def harness(harness_factory: HarnessFactory) -> AsyncIterator[Harness]:
     async with harness_factory() as h:
         yield h
+
+
+SERVER_KINDS = [kind for kind in HARNESSES if kind != "memory"]
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def server_factory(request: pytest.FixtureRequest) -> HarnessFactory:
+    """Like ``harness_factory``, for tests that need a real server's concurrency."""
+    factory: HarnessFactory = request.getfixturevalue(HARNESSES[request.param])
+    return factory
+
+
+@pytest.fixture
+async def server(server_factory: HarnessFactory) -> AsyncIterator[Harness]:
+    async with server_factory() as h:
+        yield h

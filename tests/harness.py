@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from store import InMemoryBackend, StorageBackend, VersionConflict
+from store.memory import wall_clock_ms
 from store.redis import RedisBackend
 
 
@@ -24,6 +25,7 @@ class Harness:
     now_ms: Callable[[], Awaitable[int]]
     advance: Callable[[int], Awaitable[None]]
     kind: str
+    clock: Callable[[], int] = wall_clock_ms
 
 
 HarnessFactory = Callable[[], AbstractAsyncContextManager[Harness]]
@@ -48,7 +50,7 @@ async def memory_harness() -> AsyncIterator[Harness]:
         clock.ms += ms
 
     async with InMemoryBackend(clock=clock) as backend:
-        yield Harness(backend, now, advance, "memory")
+        yield Harness(backend, now, advance, "memory", clock)
 
 
 async def sleep_ms(ms: int) -> None:

@@ -212,6 +212,16 @@ class RedisBackend:
                 results = await asyncio.gather(*(self._sweep_owner(o) for o in owners))
             removed += sum(results)
 
+    async def applied_version(self, key: str, op_id: str) -> int | None:
+        owner_id, _ = parse_key(key)
+        op = checks.check_op_id(op_id)
+        with _backend_errors(key):
+            seen = await self._redis.get(self.keys.owner(owner_id).op(op))
+        # A write's outcome is "status:version:expected", status 0 when written;
+        # a delete's is "1" or "0".
+        parts = (seen or b"").split(b":")
+        return int(parts[1]) if len(parts) == 3 and parts[0] == b"0" else None
+
     async def reap_orphans(self) -> int:
         """One bounded step of an incremental SCAN over every primary; the cursor is kept."""
         repaired = 0

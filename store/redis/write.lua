@@ -7,13 +7,17 @@
 --   when it became the owner's earliest, for the caller to lower the due-index.
 --   expected echoes the expected version the outcome was judged against.
 -- Empty ARGV strings mean "not given". With an op id already seen, the first
--- outcome is returned and nothing changes.
+-- outcome is returned and nothing changes (a conflict: for the same expected version).
 
 if ARGV[6] ~= '' then
   local seen = redis.call('GET', KEYS[4])
   if seen then
     local status, value, expected = string.match(seen, '^(%d+):(%d+):(%d*)$')
-    return {tonumber(status), tonumber(value), 0, tonumber(expected) or 0}
+    -- A conflict replays only for the same expected version: the same op
+    -- retried after a fresh read is a new attempt.
+    if status ~= '1' or expected == ARGV[3] then
+      return {tonumber(status), tonumber(value), 0, tonumber(expected) or 0}
+    end
   end
 end
 

@@ -264,13 +264,42 @@ async def test_op_id_replays_cas_success_and_conflict(harness: Harness) -> None:
     assert await harness.backend.put_if_version(key, b"c", 1, op_id="cas-1") == 2
     with pytest.raises(VersionConflict):
         await harness.backend.put_if_version(key, b"d", 1, op_id="cas-2")
+    # Recreate the key so that version 1 would now match: the replay of cas-2
+    # still reports its first outcome and writes nothing.
+    await harness.backend.delete(key)
     await harness.backend.put(key, b"e")
-    # The first outcome of cas-2 was a conflict; so is its replay, even though
-    # version 3 would now match.
     with pytest.raises(VersionConflict) as err:
-        await harness.backend.put_if_version(key, b"f", 3, op_id="cas-2")
+        await harness.backend.put_if_version(key, b"f", 1, op_id="cas-2")
     assert (err.value.expected, err.value.actual) == (1, 2)
-    assert await harness.backend.get(key) == VersionedRecord(b"e", 3)
+    assert await harness.backend.get(key) == VersionedRecord(b"e", 1)
+
+
+async def test_op_id_survives_a_read_and_retry_loop(harness: Harness) -> None:
+    key = make_key(unique(), "t")
+    await harness.backend.put(key, b"a")
+    await harness.backend.put(key, b"b")
+    with pytest.raises(VersionConflict):
+        await harness.backend.put_if_version(key, b"x", 1, op_id="op")
+    # Retrying after a fresh read is a new attempt under the same op id...
+    assert await harness.backend.put_if_version(key, b"x", 2, op_id="op") == 3
+    # ...and once it has written, every re-run returns that outcome.
+    assert await harness.backend.put_if_version(key, b"y", 3, op_id="op") == 3
+    assert await harness.backend.put_if_version(key, b"y", 1, op_id="op") == 3
+    assert await harness.backend.get(key) == VersionedRecord(b"x", 3)
+    assert await harness.backend.applied_version(key, "op") == 3
+
+
+async def test_applied_version_knows_only_successful_writes(harness: Harness) -> None:
+    owner = unique()
+    key = make_key(owner, "t")
+    assert await harness.backend.applied_version(key, "never") is None
+    await harness.backend.put(key, b"a", op_id="w")
+    with pytest.raises(VersionConflict):
+        await harness.backend.put_if_version(key, b"b", 7, op_id="c")
+    await harness.backend.delete(make_key(owner, "other"), op_id="d")
+    assert await harness.backend.applied_version(key, "w") == 1
+    assert await harness.backend.applied_version(key, "c") is None
+    assert await harness.backend.applied_version(key, "d") is None
 
 
 async def test_op_id_replays_delete(harness: Harness) -> None:

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from store.redis import RedisBackend
-from tests.harness import Harness, HarnessFactory
+from tests.harness import Harness
 from tests.servers import RedisProcess, free_ports
-
-SERVER_KINDS = {
-    "redis": "redis_factory",
-    "embedded": "embedded_factory",
-    "cluster": "cluster_factory",
-}
-
-
-@pytest.fixture(params=list(SERVER_KINDS))
-def server_factory(request: pytest.FixtureRequest) -> HarnessFactory:
-    factory: HarnessFactory = request.getfixturevalue(SERVER_KINDS[request.param])
-    return factory
-
-
-@pytest.fixture
-async def server(server_factory: HarnessFactory) -> AsyncIterator[Harness]:
-    async with server_factory() as h:
-        yield h
 
 
 def redis_backend(h: Harness) -> RedisBackend:
