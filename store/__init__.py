@@ -13,6 +13,8 @@ from store.errors import (
 )
 from store.keys import make_key, make_prefix, parse_key
 from store.memory import InMemoryBackend
+from store.open import open_backend
+from store.redis import RedisBackend
 
 __all__ = [
     "BackendError",
@@ -23,11 +25,13 @@ __all__ = [
     "NotFound",
     "Page",
     "RecordTooLarge",
+    "RedisBackend",
     "StorageBackend",
     "StorageError",
     "VersionConflict",
     "VersionedRecord",
     "make_key",
     "make_prefix",
+    "open_backend",
     "parse_key",
 ]

@@ -41,13 +41,13 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
-async def embedded_dir(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Path]:
+def embedded_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A session-wide embedded server; tests attach to it through its directory."""
     directory = tmp_path_factory.mktemp("embedded")
     server = EmbeddedRedis(directory)
-    await server.start()
+    server.start()
     yield directory
-    await server.stop()
+    server.stop()
 
 
 @pytest.fixture(scope="session")

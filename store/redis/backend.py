@@ -15,6 +15,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import RedisCluster
@@ -38,6 +39,13 @@ from store.redis.keyschema import KeySchema, OwnerKeys
 _WRITTEN, _CONFLICT = 0, 1
 _LIST_CHUNK = 500
 _OWNERS_PER_SWEEP_ROUND = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ReapProgress:
+    repaired: int
+    keys_seen: int
+    pass_complete: bool
 
 
 class RedisBackend:
@@ -224,21 +232,28 @@ class RedisBackend:
 
     async def reap_orphans(self) -> int:
         """One bounded step of an incremental SCAN over every primary; the cursor is kept."""
-        repaired = 0
+        return (await self.reap_step()).repaired
+
+    async def reap_step(self) -> ReapProgress:
+        """``reap_orphans`` with its progress: keys looked at, and whether the pass ended."""
+        repaired = examined_keys = 0
+        wrapped = True
         pattern = self.keys.scan_pattern()
+        count = min(self._reap_batch, 1000)
         with _backend_errors(None):
             for node_name, scan in self._scanners():
-                stored = await self._redis.hget(self.keys.reap, node_name)
-                cursor = int(stored or 0)
-                examined = 0
+                cursor = int(await self._redis.hget(self.keys.reap, node_name) or 0)
+                budget = self._reap_batch
                 while True:
-                    cursor, found = await scan(cursor, pattern, min(self._reap_batch, 1000))
+                    cursor, found = await scan(cursor, pattern, count)
                     repaired += await self._repair([k.decode() for k in found])
-                    examined += min(self._reap_batch, 1000)
-                    if cursor == 0 or examined >= self._reap_batch:
+                    examined_keys += len(found)
+                    budget -= count
+                    if cursor == 0 or budget <= 0:
                         break
+                wrapped = wrapped and cursor == 0
                 await self._redis.hset(self.keys.reap, node_name, cursor)
-        return repaired
+        return ReapProgress(repaired, examined_keys, wrapped)
 
     # -- internals ----------------------------------------------------------
 

@@ -7,6 +7,7 @@ started on first use; see ``store.redis.embedded``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,7 @@ class Connection:
             await self.client.aclose()
         finally:
             if self.server is not None:
-                await self.server.stop()
+                await asyncio.to_thread(self.server.stop)
 
 
 async def connect(
@@ -69,7 +70,7 @@ async def connect(
     try:
         if is_embedded(url):
             server = EmbeddedRedis(embedded_dir or default_embedded_dir())
-            await server.start()
+            await asyncio.to_thread(server.start)
             client: RedisClient = Redis.from_url(server.url, **options)
         elif scheme in CLUSTER_SCHEMES:
             plain = urlunsplit(urlsplit(url)._replace(scheme=CLUSTER_SCHEMES[scheme]))
@@ -81,7 +82,7 @@ async def connect(
         await client.initialize() if isinstance(client, RedisCluster) else await client.ping()
     except (RedisError, RedisClusterException, OSError, ValueError) as exc:
         if server is not None:
-            await server.stop()
+            await asyncio.to_thread(server.stop)
         if isinstance(exc, InvalidArgument):
             raise
         raise BackendError(

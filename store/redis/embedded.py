@@ -4,17 +4,19 @@ The server listens only on a unix socket inside its data directory and keeps
 its data there (append-only file), so a worker restarted on the same
 directory finds its tasks again. A second process pointed at the same
 directory attaches to the running server instead of starting another; only
-the process that started it stops it.
+the process that started it stops it. Start and stop block (briefly): async
+callers run them in a thread.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from store.errors import BackendError
@@ -45,7 +47,7 @@ class EmbeddedRedis:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory).expanduser().resolve()
         self.socket_path = self._socket_path()
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -56,15 +58,14 @@ class EmbeddedRedis:
         """True when this object started the server and so will stop it."""
         return self._process is not None
 
-    async def start(self, timeout_s: float = 10.0) -> None:
+    def start(self, timeout_s: float = 10.0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        if await self._answers():
+        if self.answers():
             return
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+        self.socket_path.unlink(missing_ok=True)
         log = self.directory / "redis.log"
-        self._process = await asyncio.create_subprocess_exec(
-            *[
+        self._process = subprocess.Popen(
+            [
                 redis_server_binary(),
                 "--port", "0",
                 "--unixsocket", str(self.socket_path),
@@ -76,28 +77,39 @@ class EmbeddedRedis:
                 "--daemonize", "no",
                 "--logfile", str(log),
             ],
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not await self._answers():
-            if self._process.returncode is not None or asyncio.get_running_loop().time() > deadline:
-                await self.stop()
+        deadline = time.monotonic() + timeout_s
+        while not self.answers():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
                 raise BackendError(None, f"embedded Redis did not start; see {log}")
-            await asyncio.sleep(0.02)
+            time.sleep(0.02)
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
         """Stop the server if this object started it; data stays in the directory."""
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
+        if process is None or process.poll() is not None:
             return
         process.terminate()  # SIGTERM: Redis flushes the append-only file and exits
         try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
             process.kill()
-            await process.wait()
+            process.wait()
+
+    def answers(self) -> bool:
+        """Whether a server answers PING on the socket."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1)
+                sock.connect(str(self.socket_path))
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
 
     def _socket_path(self) -> Path:
         preferred = self.directory / "redis.sock"
@@ -106,21 +118,3 @@ class EmbeddedRedis:
         # A deep directory gets a short, stable socket path of its own.
         digest = hashlib.sha1(str(self.directory).encode()).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / f"taskstore-{digest}.sock"
-
-    async def _answers(self) -> bool:
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(self.socket_path)), 1
-            )
-        except (OSError, TimeoutError):
-            return False
-        try:
-            writer.write(b"PING\r\n")
-            await writer.drain()
-            return (await asyncio.wait_for(reader.readline(), 1)).startswith(b"+PONG")
-        except (OSError, TimeoutError):
-            return False
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()

@@ -89,8 +89,16 @@ class TaskStore:
         owner = self._owner(owner_id)
         with _storage_errors(None):
             page = await self.backend.list_page(owner, cursor, limit)
-        tasks = [self._parse(record.data, key) for key, record in page.items]
-        return TaskPage([t for t in tasks if t.owner_id == owner], page.next_cursor)
+        tasks = []
+        for key, record in page.items:
+            # Raw records stored under the same owner are not tasks: leave them out.
+            try:
+                task = self._parse(record.data, key)
+            except StoreError:
+                continue
+            if task.owner_id == owner:
+                tasks.append(task)
+        return TaskPage(tasks, page.next_cursor)
 
     # -- mutations ------------------------------------------------------------
 

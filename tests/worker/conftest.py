@@ -1,0 +1,150 @@
+"""Workers for the tests: in-process ones, and real `taskstore worker` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq.worker import Worker, create_worker
+from redis.asyncio import Redis
+
+from store.redis import EmbeddedRedis
+from tests.harness import unique
+from worker.client import TaskStoreClient
+from worker.main import worker_settings
+from worker.settings import Settings, load_settings
+
+QUEUES = ["redis", "embedded"]
+
+
+@pytest.fixture(params=QUEUES)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for one test: its own queue and key prefix, on the shared or embedded Redis."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        directory = tmp_path
+    else:
+        url, directory = "embedded", request.getfixturevalue("embedded_dir")
+    run = unique("w")
+    return load_settings(
+        redis_url=url,
+        embedded_dir=directory,
+        queue_name=f"{run}:queue",
+        key_prefix=f"{run}-ts",
+        keep_result_s=30,
+        reply_timeout_s=20,
+        max_tasks_per_owner=1000,
+    )
+
+
+def raw_redis(settings: Settings) -> Redis:
+    """A plain client on the queue's Redis, for planting and inspecting keys."""
+    url = settings.queue_url
+    client: Redis = Redis.from_url(
+        EmbeddedRedis(settings.embedded_dir).url if url == "embedded" else url
+    )
+    return client
+
+
+async def drop_test_keys(settings: Settings) -> None:
+    redis = raw_redis(settings)
+    try:
+        for pattern in (f"{settings.queue_name}*", f"{settings.key_prefix}:*"):
+            async for key in redis.scan_iter(match=pattern, count=1000):
+                await redis.unlink(key)
+    finally:
+        await redis.aclose()
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Worker]:
+    """An arq worker on this event loop, stopped (and its jobs settled) on exit."""
+    worker = create_worker(worker_settings(settings), handle_signals=False, **overrides)
+    run = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        worker.handle_sig(signal.SIGUSR1)
+        await asyncio.gather(run, *worker.tasks.values(), return_exceptions=True)
+        worker.tasks.clear()
+        await worker.close()
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[Worker]:
+    async with running_worker(settings) as w:
+        yield w
+    await drop_test_keys(settings)
+
+
+@pytest.fixture
+async def client(settings: Settings, worker: Worker) -> AsyncIterator[TaskStoreClient]:
+    async with TaskStoreClient.connect(settings) as c:
+        yield c
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a subprocess the same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKSTORE_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"TASKSTORE_{name.upper()}"] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
+    return env
+
+
+class WorkerProcess:
+    """``taskstore worker`` in a subprocess, its output in a file."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "worker"],
+            env=settings_env(settings),
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=log.parent,
+        )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30) -> int:
+        if self.alive():
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+async def wait_for_worker(settings: Settings, count: int = 1, timeout_s: float = 20) -> None:
+    """Until ``count`` workers have registered their heartbeat key."""
+    redis = raw_redis(settings)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            alive = [k async for k in redis.scan_iter(match=f"{settings.queue_name}:worker:*")]
+            if len(alive) >= count:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{count} workers did not start")
+            await asyncio.sleep(0.1)
+    finally:
+        await redis.aclose()

@@ -1,0 +1,224 @@
+"""Real `taskstore` processes: the worker CLI, SIGTERM, SIGKILL mid-run, settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from store import VersionConflict, VersionedRecord, make_key
+from tests.harness import unique
+from tests.worker.conftest import (
+    WorkerProcess,
+    drop_test_keys,
+    settings_env,
+    wait_for_worker,
+)
+from worker.client import TaskStoreClient
+from worker.jobs import reply_key
+from worker.settings import Settings
+
+
+@pytest.fixture
+async def worker_process(settings: Settings, tmp_path: Path) -> AsyncIterator[WorkerProcess]:
+    process = WorkerProcess(settings, tmp_path / "worker.log")
+    try:
+        await wait_for_worker(settings)
+        yield process
+    finally:
+        process.stop()
+        await drop_test_keys(settings)
+
+
+def cli(
+    settings: Settings, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        check=False,
+    )
+
+
+async def test_a_cli_worker_serves_the_client(
+    settings: Settings, worker_process: WorkerProcess
+) -> None:
+    owner = unique()
+    async with TaskStoreClient.connect(settings) as client:
+        key = make_key(unique(), "t")
+        assert await client.put(key, b"a") == 1
+        with pytest.raises(VersionConflict) as err:
+            await client.put_if_version(key, b"b", 5)
+        assert (err.value.expected, err.value.actual) == (5, 1)
+        task = await client.create_task(owner, "tools/call")
+        await client.complete_with_result(task.task_id, owner, "completed", [1])
+        assert await client.get_result(task.task_id, owner) == [1]
+    health = cli(settings, "health")
+    assert health.returncode == 0, health.stderr
+    stats_run = cli(settings, "stats")
+    assert stats_run.returncode == 0, stats_run.stderr
+    stats = json.loads(stats_run.stdout)
+    assert stats["workers_alive"] == 1
+    assert stats["tasks"] == 2  # the raw record and the task
+    got = cli(settings, "get", owner, task.task_id)
+    assert got.returncode == 0, got.stderr
+    shown = json.loads(got.stdout)
+    assert shown["task"]["status"] == "completed"
+    listing = cli(settings, "list", owner)
+    assert listing.returncode == 0, listing.stderr
+    listed = json.loads(listing.stdout)
+    assert [t["task"]["taskId"] for t in listed["tasks"]] == [task.task_id]
+    assert worker_process.stop(signal.SIGTERM) == 0
+    assert cli(settings, "health").returncode == 1
+
+
+async def test_sigterm_lets_running_jobs_finish(
+    settings: Settings, worker_process: WorkerProcess
+) -> None:
+    owner = unique()
+    async with TaskStoreClient.connect(settings) as client:
+        handles = [await client.enqueue_put(make_key(owner, f"t{i}"), b"x") for i in range(50)]
+        await asyncio.sleep(0.02)
+        worker_process.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker_process.process.wait, 30) == 0
+        finished = 0
+        for handle in handles:
+            try:
+                assert await handle.result(0.5) == 1
+                finished += 1
+            except TimeoutError:
+                pass
+        # Whatever the worker took, it finished; nothing is half done.
+        assert await client.count(owner) == finished
+    assert "shutdown on SIGTERM" in worker_process.output()
+
+
+@pytest.mark.slow
+async def test_killed_worker_loses_no_increment_and_applies_none_twice(
+    redis_url: str, tmp_path: Path
+) -> None:
+    run = unique("kill")
+    settings = Settings(
+        redis_url=redis_url,
+        queue_name=f"{run}:queue",
+        key_prefix=f"{run}-ts",
+        job_timeout_s=1,  # arq re-runs a dead worker's jobs 10 s after this
+        reply_timeout_s=60,
+        keep_result_s=120,
+        max_jobs=20,
+    )
+    first: WorkerProcess | None = None
+    second: WorkerProcess | None = None
+    third: WorkerProcess | None = None
+    try:
+        async with TaskStoreClient.connect(settings) as client:
+            keys = [make_key(f"{run}-{i % 50}", f"counter{i}") for i in range(2000)]
+            await asyncio.gather(*(client.stores.backend.put(k, b"0") for k in keys))
+            # All 2,000 increments are queued before any worker runs: a backlog,
+            # so each worker always holds claimed jobs and the killed one dies
+            # holding some.
+            handles = [await client.enqueue_put_if_version(k, b"1", 1) for k in keys]
+            first = WorkerProcess(settings, tmp_path / "first.log")
+            second = WorkerProcess(settings, tmp_path / "second.log")
+            await wait_for_worker(settings, count=2)
+
+            # Freeze the first worker at an instant when it has started a job
+            # (by its own log) that has not replied yet, then kill it there.
+            async def caught() -> set[str]:
+                unfinished = _unfinished_jobs(first.output())
+                replied = [
+                    await client.pool.exists(reply_key(settings.queue_name, job_id))
+                    for job_id in unfinished
+                ]
+                return {j for j, done in zip(unfinished, replied, strict=True) if not done}
+
+            for _ in range(1000):
+                first.process.send_signal(signal.SIGSTOP)
+                await asyncio.sleep(0.01)
+                if await caught():
+                    break
+                first.process.send_signal(signal.SIGCONT)
+                await asyncio.sleep(0.003)
+            assert await caught()
+            assert await client.pool.zcard(settings.queue_name) > 100
+            first.stop(signal.SIGKILL)
+            third = WorkerProcess(settings, tmp_path / "third.log")
+            outcomes = await asyncio.gather(*(h.result() for h in handles))
+            assert outcomes == [2] * len(keys)
+            records = await asyncio.gather(*(client.get(k) for k in keys))
+            assert records == [VersionedRecord(b"1", 2)] * len(keys)
+        assert second.alive()
+        assert third.alive()
+        # The dead worker's jobs really were re-run elsewhere.
+        assert "try=2" in second.output() + third.output(), first.output()[-3000:]
+    finally:
+        for process in (first, second, third):
+            if process is not None:
+                process.stop()
+        await drop_test_keys(settings)
+
+
+def _unfinished_jobs(log: str) -> set[str]:
+    """Job ids arq logged as started (``→ id:``) but not as finished (``← id:``)."""
+    started = set(re.findall(r"→ (\w+):", log))
+    return started - set(re.findall(r"← (\w+):", log))
+
+
+def test_env_and_dotenv_are_honoured_and_bad_values_named(
+    settings: Settings, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(
+        "TASKSTORE_QUEUE_NAME=from-dotenv\nTASKSTORE_MAX_JOBS=7\n", encoding="utf-8"
+    )
+    env = settings_env(settings)
+    del env["TASKSTORE_QUEUE_NAME"], env["TASKSTORE_MAX_JOBS"]
+    code = (
+        "from worker.settings import load_settings as l; s = l(); print(s.queue_name, s.max_jobs)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.split() == ["from-dotenv", "7"]
+    env["TASKSTORE_MAX_JOBS"] = "9"
+    shown = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.split() == ["from-dotenv", "9"]
+
+    for name, value in [("MAX_JOBS", "lots"), ("SWEEP_INTERVAL_S", "7"), ("LOG_FORMAT", "xml")]:
+        bad = {**env, f"TASKSTORE_{name}": value}
+        result = subprocess.run(
+            [sys.executable, "-m", "worker.cli", "worker"],
+            env=bad, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 2
+        assert f"TASKSTORE_{name}" in result.stderr
+
+
+def test_env_example_documents_every_setting() -> None:
+    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    documented = {
+        line.split("=", 1)[0] for line in example.splitlines() if line.startswith("TASKSTORE_")
+    }
+    assert documented == {f"TASKSTORE_{name.upper()}" for name in Settings.model_fields}

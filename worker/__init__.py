@@ -1,0 +1,1 @@
+"""taskstore's arq worker, its producer client, settings and CLI."""

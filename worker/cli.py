@@ -1,0 +1,213 @@
+"""The ``taskstore`` command: run the worker, maintain the store, inspect it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from arq.connections import create_pool
+from arq.constants import health_check_key_suffix
+from arq.worker import run_worker
+
+from store import StorageError
+from store.redis import RedisBackend, mask_url
+from store.tasks import TaskError
+from worker.connections import open_stores, queue_redis_settings
+from worker.main import worker_settings
+from worker.operations import Stores
+from worker.settings import Settings, SettingsError, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"taskstore: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result: int = args.run(settings, args)
+        return result
+    except (StorageError, TaskError) as exc:
+        print(f"taskstore {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taskstore",
+        description="Durable MCP task records on Redis. Settings come from TASKSTORE_* "
+        "environment variables and .env (see .env.example).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable[[Settings, argparse.Namespace], int], text: str) -> Any:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(run=run)
+        return sub
+
+    command("worker", _worker, "Run the arq worker until SIGTERM or SIGINT; "
+            "running jobs are finished before it exits.")  # fmt: skip
+    command("sweep", _sweep, "Remove expired tasks now and print how many.")
+    command("reap", _reap, "Run one full reaper pass now (repair dangling index entries) "
+            "and print how many entries were repaired.")  # fmt: skip
+    command("stats", _stats, "Print tasks, owners, owners due for expiry, queue depth "
+            "and live workers as JSON.")  # fmt: skip
+    command("health", _health, "Exit 0 if a worker's health check is fresh, 1 if not "
+            "(for liveness probes).")  # fmt: skip
+    get = command("get", _get, "Print one task as JSON.")
+    get.add_argument("owner", help="owner id")
+    get.add_argument("task", help="task id")
+    listing = command("list", _list, "Print an owner's tasks as JSON, newest first.")
+    listing.add_argument("owner", help="owner id")
+    listing.add_argument("--limit", type=int, default=50, help="tasks per page (default 50)")
+    listing.add_argument("--cursor", help="cursor from a previous page's next_cursor")
+    return parser
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    run_worker(worker_settings(settings))
+    return EXIT_OK
+
+
+def _with_stores(settings: Settings, use: Callable[[Stores], Awaitable[int]]) -> int:
+    async def run() -> int:
+        stores = await open_stores(settings)
+        try:
+            return await use(stores)
+        finally:
+            await stores.backend.aclose()
+
+    return asyncio.run(run())
+
+
+def _sweep(settings: Settings, args: argparse.Namespace) -> int:
+    async def sweep(stores: Stores) -> int:
+        started = time.perf_counter()
+        removed = await stores.backend.cleanup_expired()
+        print(f"removed {removed} expired records in {time.perf_counter() - started:.2f} s")
+        return EXIT_OK
+
+    return _with_stores(settings, sweep)
+
+
+def _reap(settings: Settings, args: argparse.Namespace) -> int:
+    async def reap(stores: Stores) -> int:
+        backend = stores.backend
+        if not isinstance(backend, RedisBackend):
+            print("repaired 0 entries (nothing to reap in this backend)")
+            return EXIT_OK
+        repaired = seen = 0
+        while True:
+            step = await backend.reap_step()
+            repaired, seen = repaired + step.repaired, seen + step.keys_seen
+            _progress(f"reaping: {seen} keys checked, {repaired} entries repaired")
+            if step.pass_complete:
+                break
+        _progress("")
+        print(f"repaired {repaired} entries after checking {seen} keys")
+        return EXIT_OK
+
+    return _with_stores(settings, reap)
+
+
+def _progress(line: str) -> None:
+    """One status line, rewritten in place, only on a terminal."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[2K" + line)
+        sys.stderr.flush()
+
+
+def _stats(settings: Settings, args: argparse.Namespace) -> int:
+    async def stats(stores: Stores) -> int:
+        backend = stores.backend
+        report: dict[str, Any] = {
+            "queue": settings.queue_name,
+            "store": mask_url(settings.store_url_value),
+        }
+        if isinstance(backend, RedisBackend):
+            report.update(await _store_stats(backend))
+        report.update(await _queue_stats(settings))
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+
+    return _with_stores(settings, stats)
+
+
+async def _store_stats(backend: RedisBackend) -> dict[str, int]:
+    client: Any = backend.client
+    owners = tasks = 0
+    async for key in client.scan_iter(match=backend.keys.scan_pattern(), count=1000):
+        parsed = backend.keys.parse(key.decode())
+        if parsed is not None and parsed.kind == "index":
+            owners += 1
+            tasks += await backend.count(parsed.owner_id)
+    seconds, micros = await client.time()
+    due = await client.zcount(backend.keys.due, "-inf", int(seconds) * 1000 + micros // 1000)
+    return {"tasks": tasks, "owners": owners, "owners_due_for_expiry": int(due)}
+
+
+async def _queue_stats(settings: Settings) -> dict[str, int]:
+    redis_settings, server = await asyncio.to_thread(queue_redis_settings, settings)
+    pool = await create_pool(redis_settings)
+    try:
+        depth = await pool.zcard(settings.queue_name)
+        workers = [k async for k in pool.scan_iter(match=f"{settings.queue_name}:worker:*")]
+        return {"queue_depth": int(depth), "workers_alive": len(workers)}
+    finally:
+        await pool.aclose()
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+
+
+def _health(settings: Settings, args: argparse.Namespace) -> int:
+    async def health() -> int:
+        redis_settings, server = await asyncio.to_thread(queue_redis_settings, settings)
+        if server is not None:  # nothing was running there, so no worker either
+            await asyncio.to_thread(server.stop)
+            print("no worker: the embedded Redis was not running", file=sys.stderr)
+            return EXIT_FAILED
+        redis_settings.conn_retries = 0
+        pool = await create_pool(redis_settings)
+        try:
+            report = await pool.get(settings.queue_name + health_check_key_suffix)
+        finally:
+            await pool.aclose()
+        if report is None:
+            print("no fresh health check from any worker", file=sys.stderr)
+            return EXIT_FAILED
+        print(report.decode())
+        return EXIT_OK
+
+    return asyncio.run(health())
+
+
+def _get(settings: Settings, args: argparse.Namespace) -> int:
+    async def get(stores: Stores) -> int:
+        record = await stores.tasks.get(args.task, args.owner)
+        print(json.dumps(record.model_dump(mode="json", by_alias=True), indent=2))
+        return EXIT_OK
+
+    return _with_stores(settings, get)
+
+
+def _list(settings: Settings, args: argparse.Namespace) -> int:
+    async def listing(stores: Stores) -> int:
+        page = await stores.tasks.list(args.owner, args.cursor, args.limit)
+        tasks = [t.model_dump(mode="json", by_alias=True) for t in page.tasks]
+        print(json.dumps({"tasks": tasks, "next_cursor": page.next_cursor}, indent=2))
+        return EXIT_OK
+
+    return _with_stores(settings, listing)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The arq worker: ``taskstore worker`` or ``arq worker.main.WorkerSettings``.
+
+``WorkerSettings`` is built from ``Settings`` (the environment and ``.env``)
+the first time it is looked up, so importing this module has no side effect;
+when no Redis URL is configured, building it starts (or attaches to) the
+embedded server, which arq needs before it opens its pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from typing import Any
+
+from arq import cron, func
+from arq.cron import CronJob
+from arq.worker import Function
+
+from store.redis import mask_url
+from worker import jobs, logs, maintenance
+from worker.connections import open_stores, queue_redis_settings
+from worker.metrics import Metrics
+from worker.operations import OPERATIONS
+from worker.serialization import deserialize, serialize
+from worker.settings import Settings, load_settings
+
+log = logging.getLogger("taskstore.worker")
+
+HEARTBEAT_S = 5
+
+
+def every(seconds: int) -> dict[str, Any]:
+    """arq cron fields firing every ``seconds`` (which tile a minute or an hour)."""
+    if seconds <= 60:
+        return {"second": set(range(0, 60, seconds))}
+    return {"minute": set(range(0, 60, seconds // 60)), "second": {0}}
+
+
+def worker_functions() -> list[Function]:
+    return [func(jobs.make_job(name, op), name=name) for name, op in OPERATIONS.items()]
+
+
+def cron_jobs(settings: Settings) -> list[CronJob]:
+    return [
+        cron(maintenance.sweep_expired, name="sweep_expired", unique=True,
+             run_at_startup=False, **every(settings.sweep_interval_s)),
+        cron(maintenance.reap_orphans, name="reap_orphans", unique=True,
+             run_at_startup=False, **every(settings.reap_interval_s)),
+    ]  # fmt: skip
+
+
+def worker_settings(settings: Settings) -> type:
+    """An arq settings class for ``settings``."""
+    redis_settings, server = queue_redis_settings(settings)
+    metrics = Metrics()
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        logs.configure(settings.log_level, settings.log_format, settings.secrets())
+        ctx.update(
+            stores=await open_stores(settings),
+            metrics=metrics,
+            queue_name=settings.queue_name,
+            keep_result_s=settings.keep_result_s,
+            max_tries=settings.max_tries,
+            job_timeout_s=settings.job_timeout_s,
+            worker_id=f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}",
+        )
+        ctx["heartbeat"] = asyncio.create_task(_heartbeat(ctx))
+        if settings.metrics_port is not None:
+            ctx["metrics_server"] = await metrics.serve(settings.metrics_port)
+        log.info(
+            "worker %s ready: queue %r on %s, store on %s",
+            ctx["worker_id"],
+            settings.queue_name,
+            mask_url(settings.queue_url),
+            mask_url(settings.store_url_value),
+        )
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        if "heartbeat" in ctx:
+            ctx["heartbeat"].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ctx["heartbeat"]
+            await ctx["redis"].delete(_worker_key(ctx))
+        if "metrics_server" in ctx:
+            ctx["metrics_server"].close()
+        if "stores" in ctx:
+            await ctx["stores"].backend.aclose()
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+
+    return type(
+        "WorkerSettings",
+        (),
+        {
+            "functions": worker_functions(),
+            "cron_jobs": cron_jobs(settings),
+            "redis_settings": redis_settings,
+            "queue_name": settings.queue_name,
+            "on_startup": startup,
+            "on_shutdown": shutdown,
+            "job_serializer": serialize,
+            "job_deserializer": deserialize,
+            "max_jobs": settings.max_jobs,
+            "job_timeout": settings.job_timeout_s,
+            "keep_result": settings.keep_result_s,
+            "max_tries": settings.max_tries,
+            "poll_delay": settings.poll_delay_s,
+            "health_check_interval": HEARTBEAT_S,
+            # SIGTERM: stop taking jobs, let running ones finish, then exit.
+            "job_completion_wait": int(settings.job_timeout_s) + 1,
+            "metrics": metrics,
+        },
+    )
+
+
+def _worker_key(ctx: dict[str, Any]) -> str:
+    return f"{ctx['queue_name']}:worker:{ctx['worker_id']}"
+
+
+async def _heartbeat(ctx: dict[str, Any]) -> None:
+    """Keep this worker's key alive, so ``taskstore stats`` can count live workers."""
+    while True:
+        with contextlib.suppress(Exception):
+            await ctx["redis"].set(_worker_key(ctx), "1", ex=3 * HEARTBEAT_S)
+        await asyncio.sleep(HEARTBEAT_S)
+
+
+def __getattr__(name: str) -> type:
+    if name == "WorkerSettings":
+        built = worker_settings(load_settings())
+        globals()["WorkerSettings"] = built
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,79 @@
+"""Cron jobs: the expiry sweep and the orphan reaper.
+
+arq's unique cron job ids stop two workers from running the same tick; a
+lock in Redis also stops a run that outlasts its interval from overlapping
+the next one, on this worker or another.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+from store.errors import StorageError
+from store.redis import RedisBackend
+from worker.metrics import Metrics
+
+log = logging.getLogger("taskstore.maintenance")
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+async def _locked(ctx: dict[str, Any], name: str) -> str | None:
+    token = secrets.token_hex(8)
+    key = f"{ctx['queue_name']}:lock:{name}"
+    ttl_ms = int(ctx["job_timeout_s"] * 1000)
+    acquired = await ctx["redis"].set(key, token, nx=True, px=ttl_ms)
+    return token if acquired else None
+
+
+async def _release(ctx: dict[str, Any], name: str, token: str) -> None:
+    await ctx["redis"].eval(_RELEASE, 1, f"{ctx['queue_name']}:lock:{name}", token)
+
+
+async def sweep_expired(ctx: dict[str, Any]) -> int:
+    """Remove expired tasks and their index entries."""
+    return await _maintain(ctx, "sweep", _sweep)
+
+
+async def reap_orphans(ctx: dict[str, Any]) -> int:
+    """Repair index entries that no longer match records."""
+    return await _maintain(ctx, "reap", _reap)
+
+
+async def _sweep(ctx: dict[str, Any]) -> int:
+    return int(await ctx["stores"].backend.cleanup_expired())
+
+
+async def _reap(ctx: dict[str, Any]) -> int:
+    backend = ctx["stores"].backend
+    return await backend.reap_orphans() if isinstance(backend, RedisBackend) else 0
+
+
+async def _maintain(ctx: dict[str, Any], name: str, run: Any) -> int:
+    token = await _locked(ctx, name)
+    if token is None:
+        log.info("%s skipped: another run holds the lock", name)
+        return 0
+    metrics: Metrics = ctx["metrics"]
+    started = time.perf_counter()
+    try:
+        removed = int(await run(ctx))
+    except StorageError as exc:
+        log.warning("%s failed: %s", name, exc)
+        metrics.backend_errors.inc(job=name)
+        return 0
+    finally:
+        await _release(ctx, name, token)
+    elapsed = time.perf_counter() - started
+    metrics.removed.inc(removed, kind=name)
+    metrics.maintenance_seconds.observe(elapsed, kind=name)
+    log.info("%s removed %d in %.3f s", name, removed, elapsed, extra={"removed": removed})
+    return removed

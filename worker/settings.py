@@ -1,0 +1,120 @@
+"""Settings of the worker and the client, from ``TASKSTORE_*`` variables and ``.env``.
+
+Every field is documented with its default in ``.env.example``. URLs may hold
+passwords, so they are ``SecretStr``: reprs and logs show them masked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from store.redis.connect import EMBEDDED, default_embedded_dir
+from store.tasks import SecurityConfig, StoreConfig
+
+# Intervals must tile the minute or the hour, because arq's cron fires on clock fields.
+_MINUTE, _HOUR = 60, 3600
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TASKSTORE_",
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    redis_url: SecretStr = Field(SecretStr(EMBEDDED), description="queue Redis; embedded if unset")
+    store_url: SecretStr | None = Field(None, description="store Redis; defaults to REDIS_URL")
+    key_prefix: str = "ts"
+    queue_name: str = "taskstore:queue"
+    max_jobs: int = Field(50, gt=0)
+    job_timeout_s: float = Field(30, gt=0)
+    max_tries: int = Field(5, gt=0)
+    keep_result_s: float = Field(60, gt=0)
+    reply_timeout_s: float = Field(10, gt=0)
+    poll_delay_s: float = Field(0.005, gt=0)
+    sweep_interval_s: int = 60
+    reap_interval_s: int = 300
+    sweep_batch: int = Field(1000, gt=0, le=5000)
+    reap_batch: int = Field(1000, gt=0)
+    embedded_dir: Path = Field(default_factory=default_embedded_dir)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["plain", "json"] = "plain"
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    default_ttl_ms: int = Field(3_600_000, gt=0)
+    max_ttl_ms: int = Field(86_400_000, gt=0)
+    max_tasks_per_owner: int = Field(100, gt=0)
+    max_variables_bytes: int = Field(1024 * 1024, gt=0)
+    allow_anonymous: bool = False
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("sweep_interval_s", "reap_interval_s")
+    @classmethod
+    def _tiles_the_clock(cls, value: int) -> int:
+        if (0 < value <= _MINUTE and _MINUTE % value == 0) or (
+            _MINUTE <= value <= _HOUR and value % _MINUTE == 0 and _HOUR % value == 0
+        ):
+            return value
+        raise ValueError("must divide a minute (1..60 s) or an hour (whole minutes up to 3600 s)")
+
+    @model_validator(mode="after")
+    def _limits_agree(self) -> Settings:
+        if self.default_ttl_ms > self.max_ttl_ms:
+            raise ValueError("TASKSTORE_DEFAULT_TTL_MS must not exceed TASKSTORE_MAX_TTL_MS")
+        return self
+
+    @property
+    def queue_url(self) -> str:
+        return self.redis_url.get_secret_value()
+
+    @property
+    def store_url_value(self) -> str:
+        return (self.store_url or self.redis_url).get_secret_value()
+
+    def store_config(self) -> StoreConfig:
+        return StoreConfig(
+            default_ttl_ms=self.default_ttl_ms,
+            max_ttl_ms=self.max_ttl_ms,
+            max_variables_bytes=self.max_variables_bytes,
+        )
+
+    def security_config(self) -> SecurityConfig:
+        return SecurityConfig(
+            max_tasks_per_owner=self.max_tasks_per_owner, allow_anonymous=self.allow_anonymous
+        )
+
+    def secrets(self) -> list[str]:
+        """Passwords found in the URLs, for the log filter to mask."""
+        found = []
+        for url in (self.queue_url, self.store_url_value):
+            password = urlsplit(url).password
+            if password:
+                found.append(password)
+        return found
+
+
+class SettingsError(ValueError):
+    """Invalid settings, each problem named by its environment variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """``Settings()`` with errors that name ``TASKSTORE_*`` variables, not field names."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            name = f"TASKSTORE_{field.upper()}" if field else "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
