@@ -6,7 +6,10 @@ from other processes, so each public backend method checks what it was given.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from store.errors import InvalidArgument, RecordTooLarge
+from store.keys import parse_key
 
 DEFAULT_MAX_RECORD_BYTES = 4 * 1024 * 1024
 DEFAULT_OP_TTL_MS = 24 * 3600 * 1000
@@ -68,3 +71,44 @@ def check_op_id(value: object) -> str | None:
     if not isinstance(value, str) or not value or len(value) > MAX_OP_ID_CHARS:
         raise InvalidArgument(f"op_id must be a non-empty str of at most {MAX_OP_ID_CHARS} chars")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """A put or CAS whose every argument has been checked."""
+
+    key: str
+    owner_id: str
+    task_id: str
+    data: bytes
+    expected_version: int | None
+    expires_at_ms: int | None
+    created_at_ms: int | None
+    op_id: str | None
+    capacity: int | None
+
+
+def write_request(
+    key: str,
+    data: object,
+    max_bytes: int,
+    *,
+    expected_version: int | None = None,
+    expires_at_ms: object = None,
+    created_at_ms: object = None,
+    op_id: object = None,
+    max_records_per_owner: object = None,
+) -> WriteRequest:
+    """Check a put, or a CAS (``expected_version`` from ``check_version``), for any backend."""
+    owner_id, task_id = parse_key(key)
+    return WriteRequest(
+        key,
+        owner_id,
+        task_id,
+        check_data(key, data, max_bytes),
+        expected_version,
+        check_ms("expires_at_ms", expires_at_ms),
+        check_ms("created_at_ms", created_at_ms),
+        check_op_id(op_id),
+        check_capacity(max_records_per_owner),
+    )

@@ -81,13 +81,17 @@ class InMemoryBackend:
         op_id: str | None = None,
         max_records_per_owner: int | None = None,
     ) -> int:
-        owner_id, task_id = parse_key(key)
-        data = checks.check_data(key, data, self._max_record_bytes)
-        expires = checks.check_ms("expires_at_ms", expires_at_ms)
-        created = checks.check_ms("created_at_ms", created_at_ms)
-        op = checks.check_op_id(op_id)
-        capacity = checks.check_capacity(max_records_per_owner)
-        return self._write(owner_id, task_id, data, None, expires, created, op, capacity)
+        return self._write(
+            checks.write_request(
+                key,
+                data,
+                self._max_record_bytes,
+                expires_at_ms=expires_at_ms,
+                created_at_ms=created_at_ms,
+                op_id=op_id,
+                max_records_per_owner=max_records_per_owner,
+            )
+        )
 
     async def put_if_version(
         self,
@@ -99,13 +103,17 @@ class InMemoryBackend:
         created_at_ms: int | None = None,
         op_id: str | None = None,
     ) -> int:
-        owner_id, task_id = parse_key(key)
-        data = checks.check_data(key, data, self._max_record_bytes)
-        expected = checks.check_version(expected_version)
-        expires = checks.check_ms("expires_at_ms", expires_at_ms)
-        created = checks.check_ms("created_at_ms", created_at_ms)
-        op = checks.check_op_id(op_id)
-        return self._write(owner_id, task_id, data, expected, expires, created, op, None)
+        return self._write(
+            checks.write_request(
+                key,
+                data,
+                self._max_record_bytes,
+                expected_version=checks.check_version(expected_version),
+                expires_at_ms=expires_at_ms,
+                created_at_ms=created_at_ms,
+                op_id=op_id,
+            )
+        )
 
     async def delete(self, key: str, *, op_id: str | None = None) -> bool:
         owner_id, task_id = parse_key(key)
@@ -170,34 +178,26 @@ class InMemoryBackend:
         """Records and their ordering live in one dict here, so nothing can dangle."""
         return 0
 
-    def _write(
-        self,
-        owner_id: str,
-        task_id: str,
-        data: bytes,
-        expected: int | None,
-        expires: int | None,
-        created: int | None,
-        op: str | None,
-        capacity: int | None,
-    ) -> int:
+    def _write(self, w: checks.WriteRequest) -> int:
         now = self._clock()
-        replayed = self._replay(owner_id, op, expected, now)
+        replayed = self._replay(w.owner_id, w.op_id, w.expected_version, now)
         if replayed is not None:
             return int(replayed)
-        entry = self._live(owner_id, task_id, now)
+        entry = self._live(w.owner_id, w.task_id, now)
         current = entry.version if entry is not None else 0
         outcome: _Outcome
-        if expected is not None and expected != current:
-            outcome = VersionConflict(make_key(owner_id, task_id), expected, current)
-        elif entry is None and capacity is not None and self._count(owner_id, now) >= capacity:
-            outcome = CapacityExceeded(owner_id, capacity)
+        if w.expected_version is not None and w.expected_version != current:
+            outcome = VersionConflict(w.key, w.expected_version, current)
+        elif (
+            entry is None and w.capacity is not None and self._count(w.owner_id, now) >= w.capacity
+        ):
+            outcome = CapacityExceeded(w.owner_id, w.capacity)
         else:
-            records = self._owners.setdefault(owner_id, {})
-            created_at = entry.created_at_ms if entry is not None else (created or now)
-            records[task_id] = _Entry(data, current + 1, created_at, expires)
+            records = self._owners.setdefault(w.owner_id, {})
+            created_at = entry.created_at_ms if entry is not None else (w.created_at_ms or now)
+            records[w.task_id] = _Entry(w.data, current + 1, created_at, w.expires_at_ms)
             outcome = current + 1
-        self._record_op(owner_id, op, outcome, now)
+        self._record_op(w.owner_id, w.op_id, outcome, now)
         if isinstance(outcome, StorageError):
             raise outcome
         return outcome

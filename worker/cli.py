@@ -17,6 +17,7 @@ from arq.worker import run_worker
 from store import StorageError
 from store.redis import RedisBackend, mask_url
 from store.tasks import TaskError
+from worker import logs
 from worker.connections import open_stores, queue_redis_settings
 from worker.main import worker_settings
 from worker.operations import Stores
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    logs.configure(settings.log_level, settings.log_format, settings.secrets())
     run_worker(worker_settings(settings))
     return EXIT_OK
 

@@ -133,17 +133,16 @@ class RedisBackend:
         op_id: str | None = None,
         max_records_per_owner: int | None = None,
     ) -> int:
-        owner_id, task_id = parse_key(key)
         return await self._write_record(
-            key,
-            owner_id,
-            task_id,
-            checks.check_data(key, data, self._max_record_bytes),
-            None,
-            checks.check_ms("expires_at_ms", expires_at_ms),
-            checks.check_ms("created_at_ms", created_at_ms),
-            checks.check_op_id(op_id),
-            checks.check_capacity(max_records_per_owner),
+            checks.write_request(
+                key,
+                data,
+                self._max_record_bytes,
+                expires_at_ms=expires_at_ms,
+                created_at_ms=created_at_ms,
+                op_id=op_id,
+                max_records_per_owner=max_records_per_owner,
+            )
         )
 
     async def put_if_version(
@@ -156,17 +155,16 @@ class RedisBackend:
         created_at_ms: int | None = None,
         op_id: str | None = None,
     ) -> int:
-        owner_id, task_id = parse_key(key)
         return await self._write_record(
-            key,
-            owner_id,
-            task_id,
-            checks.check_data(key, data, self._max_record_bytes),
-            checks.check_version(expected_version),
-            checks.check_ms("expires_at_ms", expires_at_ms),
-            checks.check_ms("created_at_ms", created_at_ms),
-            checks.check_op_id(op_id),
-            None,
+            checks.write_request(
+                key,
+                data,
+                self._max_record_bytes,
+                expected_version=checks.check_version(expected_version),
+                expires_at_ms=expires_at_ms,
+                created_at_ms=created_at_ms,
+                op_id=op_id,
+            )
         )
 
     async def delete(self, key: str, *, op_id: str | None = None) -> bool:
@@ -257,40 +255,29 @@ class RedisBackend:
 
     # -- internals ----------------------------------------------------------
 
-    async def _write_record(
-        self,
-        key: str,
-        owner_id: str,
-        task_id: str,
-        data: bytes,
-        expected: int | None,
-        expires: int | None,
-        created: int | None,
-        op: str | None,
-        capacity: int | None,
-    ) -> int:
-        keys = self.keys.owner(owner_id)
-        with _backend_errors(key):
+    async def _write_record(self, w: checks.WriteRequest) -> int:
+        keys = self.keys.owner(w.owner_id)
+        with _backend_errors(w.key):
             status, value, due, judged = await self._write(
-                keys=(keys.record(task_id), keys.index, keys.expiry, keys.op(op)),
+                keys=(keys.record(w.task_id), keys.index, keys.expiry, keys.op(w.op_id)),
                 args=(
-                    task_id,
-                    data,
-                    _arg(expected),
-                    _arg(expires),
-                    _arg(created),
-                    op or "",
-                    _arg(capacity),
+                    w.task_id,
+                    w.data,
+                    _arg(w.expected_version),
+                    _arg(w.expires_at_ms),
+                    _arg(w.created_at_ms),
+                    w.op_id or "",
+                    _arg(w.capacity),
                     self._op_ttl_ms,
                 ),
             )
             if due:
-                await self._redis.zadd(self.keys.due, {owner_id: due}, lt=True)
+                await self._redis.zadd(self.keys.due, {w.owner_id: due}, lt=True)
         if status == _WRITTEN:
             return int(value)
         if status == _CONFLICT:
-            raise VersionConflict(key, int(judged), int(value))
-        raise CapacityExceeded(owner_id, int(value))
+            raise VersionConflict(w.key, int(judged), int(value))
+        raise CapacityExceeded(w.owner_id, int(value))
 
     async def _list_chunk(
         self, owner_id: str, descending: bool, after: tuple[int, str] | None, limit: int

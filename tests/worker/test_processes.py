@@ -37,18 +37,22 @@ async def worker_process(settings: Settings, tmp_path: Path) -> AsyncIterator[Wo
         await drop_test_keys(settings)
 
 
-def cli(
-    settings: Settings, *args: str, cwd: Path | None = None
+def python(
+    *args: str, env: dict[str, str], cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        env=settings_env(settings),
+        [sys.executable, *args],
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
         cwd=cwd,
         check=False,
     )
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return python("-m", "worker.cli", *args, env=settings_env(settings))
 
 
 async def test_a_cli_worker_serves_the_client(
@@ -186,32 +190,13 @@ def test_env_and_dotenv_are_honoured_and_bad_values_named(
     code = (
         "from worker.settings import load_settings as l; s = l(); print(s.queue_name, s.max_jobs)"
     )
-    shown = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert shown.stdout.split() == ["from-dotenv", "7"]
+    assert python("-c", code, env=env, cwd=tmp_path).stdout.split() == ["from-dotenv", "7"]
     env["TASKSTORE_MAX_JOBS"] = "9"
-    shown = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert shown.stdout.split() == ["from-dotenv", "9"]
+    assert python("-c", code, env=env, cwd=tmp_path).stdout.split() == ["from-dotenv", "9"]
 
     for name, value in [("MAX_JOBS", "lots"), ("SWEEP_INTERVAL_S", "7"), ("LOG_FORMAT", "xml")]:
         bad = {**env, f"TASKSTORE_{name}": value}
-        result = subprocess.run(
-            [sys.executable, "-m", "worker.cli", "worker"],
-            env=bad, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        result = python("-m", "worker.cli", "worker", env=bad, cwd=tmp_path)
         assert result.returncode == 2
         assert f"TASKSTORE_{name}" in result.stderr
 
