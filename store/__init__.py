@@ -1,6 +1,6 @@
 """taskstore's storage layer: the contract, its backends and the task domain."""
 
-from store.backend import Page, StorageBackend, VersionedRecord
+from store.backend import BatchOp, BatchOutcome, Page, StorageBackend, VersionedRecord
 from store.errors import (
     BackendError,
     CapacityExceeded,
@@ -18,6 +18,8 @@ from store.redis import RedisBackend
 
 __all__ = [
     "BackendError",
+    "BatchOp",
+    "BatchOutcome",
     "CapacityExceeded",
     "InMemoryBackend",
     "InvalidArgument",

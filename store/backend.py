@@ -8,8 +8,11 @@ operation, judged by the backend's own clock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from store.errors import StorageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,22 @@ class Page:
 
     items: list[tuple[str, VersionedRecord]] = field(default_factory=list)
     next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOp:
+    """One put (``expected_version`` None) or CAS of a batch, with the same parameters."""
+
+    key: str
+    data: bytes
+    expected_version: int | None = None
+    expires_at_ms: int | None = None
+    created_at_ms: int | None = None
+    op_id: str | None = None
+    max_records_per_owner: int | None = None
+
+
+BatchOutcome = int | StorageError
 
 
 @runtime_checkable
@@ -100,6 +119,14 @@ class StorageBackend(Protocol):
 
         Lets a caller that validates before writing (the task domain) recognise
         an operation that was already applied before a worker died.
+        """
+        ...
+
+    async def apply_batch(self, ops: Sequence[BatchOp]) -> list[BatchOutcome]:
+        """Run many puts and CAS ops in one go; each keeps its own outcome.
+
+        An outcome is the new version or the ``StorageError`` that op alone
+        would have raised; the ops are independent, not one transaction.
         """
         ...
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from store.backend import BatchOp
 from store.errors import InvalidArgument, RecordTooLarge
 from store.keys import parse_key
 
@@ -111,4 +112,22 @@ def write_request(
         check_ms("created_at_ms", created_at_ms),
         check_op_id(op_id),
         check_capacity(max_records_per_owner),
+    )
+
+
+def batch_request(op: object, max_bytes: int) -> WriteRequest:
+    """``write_request`` for one op of a batch."""
+    if not isinstance(op, BatchOp):
+        raise InvalidArgument(f"a batch holds BatchOp items, not {type(op).__name__}")
+    return write_request(
+        op.key,
+        op.data,
+        max_bytes,
+        expected_version=None
+        if op.expected_version is None
+        else check_version(op.expected_version),
+        expires_at_ms=op.expires_at_ms,
+        created_at_ms=op.created_at_ms,
+        op_id=op.op_id,
+        max_records_per_owner=op.max_records_per_owner,
     )

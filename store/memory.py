@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from store import checks
-from store.backend import Page, VersionedRecord
+from store.backend import BatchOp, BatchOutcome, Page, VersionedRecord
 from store.cursor import decode_cursor, encode_cursor
 from store.errors import CapacityExceeded, NotFound, StorageError, VersionConflict
 from store.keys import make_key, parse_key, parse_prefix, validate_id
@@ -165,6 +165,15 @@ class InMemoryBackend:
                 del self._owners[owner_id]
         self._ops = {k: v for k, v in self._ops.items() if v[1] > now}
         return removed
+
+    async def apply_batch(self, ops: Sequence[BatchOp]) -> list[BatchOutcome]:
+        outcomes: list[BatchOutcome] = []
+        for op in ops:
+            try:
+                outcomes.append(self._write(checks.batch_request(op, self._max_record_bytes)))
+            except StorageError as exc:
+                outcomes.append(exc)
+        return outcomes
 
     async def applied_version(self, key: str, op_id: str) -> int | None:
         owner_id, _ = parse_key(key)

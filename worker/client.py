@@ -11,14 +11,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from arq.connections import ArqRedis, create_pool
 from redis.exceptions import RedisError
 
-from store import BackendError, InvalidArgument, Page, VersionedRecord
+from store import (
+    BackendError,
+    BatchOp,
+    BatchOutcome,
+    InvalidArgument,
+    Page,
+    StorageError,
+    VersionedRecord,
+)
 from store.redis import EmbeddedRedis
 from store.tasks import TaskPage, TaskRecord, TaskStatus
 from worker.connections import open_stores, queue_redis_settings
@@ -43,9 +52,15 @@ class ReplyTimeout(TimeoutError):
 class JobHandle(Generic[T]):
     """An enqueued write; ``await handle.result()`` gives its outcome or raises its error."""
 
-    def __init__(self, client: TaskStoreClient, job_id: str) -> None:
+    def __init__(
+        self,
+        client: TaskStoreClient,
+        job_id: str,
+        convert: Callable[[Any], T] | None = None,
+    ) -> None:
         self._client = client
         self.job_id = job_id
+        self._convert = convert
 
     async def result(self, timeout_s: float | None = None) -> T:
         """Wait up to ``timeout_s`` (default: the reply timeout setting) for the outcome."""
@@ -60,7 +75,8 @@ class JobHandle(Generic[T]):
             raise BackendError(None, f"waiting for job {self.job_id}: {exc}") from exc
         if reply is None:
             raise ReplyTimeout(self.job_id, wait)
-        return cast(T, open_envelope(deserialize(reply)))
+        value = open_envelope(deserialize(reply))
+        return self._convert(value) if self._convert is not None else cast(T, value)
 
 
 def _job_id(scope: str, op_id: str | None) -> str:
@@ -75,6 +91,16 @@ def _job_id(scope: str, op_id: str | None) -> str:
         raise InvalidArgument("op_id must be a non-empty str of at most 256 chars")
     digest = hashlib.sha256(f"{scope}\0{op_id}".encode(errors="surrogatepass")).hexdigest()
     return f"op-{digest[:40]}"
+
+
+def _batch_outcomes(envelopes: Any) -> list[BatchOutcome]:
+    outcomes: list[BatchOutcome] = []
+    for item in envelopes:
+        try:
+            outcomes.append(int(open_envelope(item)))
+        except StorageError as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 def _task_scope(owner_id: str, task_id: str) -> str:
@@ -222,6 +248,20 @@ class TaskStoreClient:
     async def enqueue_delete(self, key: str, *, op_id: str | None = None) -> JobHandle[bool]:
         return await self._enqueue("delete", key, op_id, key)
 
+    async def enqueue_apply_batch(
+        self, ops: Sequence[BatchOp], *, op_id: str | None = None
+    ) -> JobHandle[list[BatchOutcome]]:
+        """Many puts and CAS ops in one job; each keeps its own outcome.
+
+        An op's ``op_id`` is ignored: the batch's op id covers all its ops.
+        """
+        items = [
+            {f.name: getattr(op, f.name) for f in fields(op) if f.name != "op_id"} for op in ops
+        ]
+        scope = "\0".join(str(item["key"]) for item in items)
+        handle: JobHandle[Any] = await self._enqueue("apply_batch", scope, op_id, items)
+        return JobHandle(self, handle.job_id, _batch_outcomes)
+
     async def enqueue_create_task(
         self,
         owner_id: str,
@@ -296,6 +336,7 @@ class TaskStoreClient:
     put = _awaited(enqueue_put)
     put_if_version = _awaited(enqueue_put_if_version)
     delete = _awaited(enqueue_delete)
+    apply_batch = _awaited(enqueue_apply_batch)
     create_task = _awaited(enqueue_create_task)
     update_status = _awaited(enqueue_update_status)
     set_variables = _awaited(enqueue_set_variables)

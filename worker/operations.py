@@ -8,11 +8,13 @@ call agree on names and defaults.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from store.backend import StorageBackend
+from store.backend import BatchOp, StorageBackend
+from store.errors import InvalidArgument, StorageError
 from store.tasks import TaskRecord, TaskStatus, TaskStore
+from worker.envelope import Envelope, failure, success
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,23 @@ async def put_if_version(
 
 async def delete(s: Stores, op_id: str, key: str) -> bool:
     return await s.backend.delete(key, op_id=op_id)
+
+
+BATCH_FIELDS = frozenset(f.name for f in fields(BatchOp)) - {"op_id"}
+
+
+async def apply_batch(s: Stores, op_id: str, ops: list[dict[str, Any]]) -> list[Envelope]:
+    """Many puts and CAS ops in one job; op ``i`` runs under op id ``<job id>:<i>``."""
+    if not isinstance(ops, list) or not all(
+        isinstance(op, dict) and set(op) <= BATCH_FIELDS and {"key", "data"} <= set(op)
+        for op in ops
+    ):
+        raise InvalidArgument(
+            f"apply_batch takes a list of objects with fields {sorted(BATCH_FIELDS)}"
+        )
+    batch = [BatchOp(**op, op_id=f"{op_id}:{i}") for i, op in enumerate(ops)]
+    outcomes = await s.backend.apply_batch(batch)
+    return [failure(o) if isinstance(o, StorageError) else success(o) for o in outcomes]
 
 
 async def create_task(
@@ -118,6 +137,7 @@ OPERATIONS: dict[str, Operation] = {
         put,
         put_if_version,
         delete,
+        apply_batch,
         create_task,
         update_status,
         set_variables,

@@ -22,13 +22,14 @@ from redis.asyncio import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from store import checks
-from store.backend import Page, VersionedRecord
+from store.backend import BatchOp, BatchOutcome, Page, VersionedRecord
 from store.cursor import decode_cursor, encode_cursor
 from store.errors import (
     BackendError,
     CapacityExceeded,
     InvalidArgument,
     NotFound,
+    StorageError,
     VersionConflict,
 )
 from store.keys import make_key, parse_key, parse_prefix, validate_id
@@ -218,6 +219,40 @@ class RedisBackend:
                 results = await asyncio.gather(*(self._sweep_owner(o) for o in owners))
             removed += sum(results)
 
+    async def apply_batch(self, ops: Sequence[BatchOp]) -> list[BatchOutcome]:
+        """Every op's script in one pipelined round trip (concurrent calls on a cluster)."""
+        outcomes: list[BatchOutcome] = []
+        valid: list[tuple[int, checks.WriteRequest]] = []
+        for op in ops:
+            try:
+                valid.append((len(outcomes), checks.batch_request(op, self._max_record_bytes)))
+                outcomes.append(0)
+            except StorageError as exc:
+                outcomes.append(exc)
+        with _backend_errors(None):
+            if isinstance(self.client, RedisCluster):
+                calls = [self._write(*self._write_call(w)) for _, w in valid]
+                replies = await asyncio.gather(*calls, return_exceptions=True)
+            else:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for _, w in valid:
+                        await self._write(*self._write_call(w), client=pipe)
+                    replies = await pipe.execute(raise_on_error=False)
+            due: dict[str, int] = {}
+            for (i, w), reply in zip(valid, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    outcomes[i] = BackendError(w.key, f"Redis failed: {reply}")
+                    continue
+                if reply[2]:
+                    due[w.owner_id] = min(int(reply[2]), due.get(w.owner_id, int(reply[2])))
+                try:
+                    outcomes[i] = _written(w, reply)
+                except StorageError as exc:
+                    outcomes[i] = exc
+            if due:
+                await self._redis.zadd(self.keys.due, due, lt=True)
+        return outcomes
+
     async def applied_version(self, key: str, op_id: str) -> int | None:
         owner_id, _ = parse_key(key)
         op = checks.check_op_id(op_id)
@@ -256,28 +291,25 @@ class RedisBackend:
     # -- internals ----------------------------------------------------------
 
     async def _write_record(self, w: checks.WriteRequest) -> int:
-        keys = self.keys.owner(w.owner_id)
         with _backend_errors(w.key):
-            status, value, due, judged = await self._write(
-                keys=(keys.record(w.task_id), keys.index, keys.expiry, keys.op(w.op_id)),
-                args=(
-                    w.task_id,
-                    w.data,
-                    _arg(w.expected_version),
-                    _arg(w.expires_at_ms),
-                    _arg(w.created_at_ms),
-                    w.op_id or "",
-                    _arg(w.capacity),
-                    self._op_ttl_ms,
-                ),
-            )
-            if due:
-                await self._redis.zadd(self.keys.due, {w.owner_id: due}, lt=True)
-        if status == _WRITTEN:
-            return int(value)
-        if status == _CONFLICT:
-            raise VersionConflict(w.key, int(judged), int(value))
-        raise CapacityExceeded(w.owner_id, int(value))
+            reply = await self._write(*self._write_call(w))
+            if reply[2]:
+                await self._redis.zadd(self.keys.due, {w.owner_id: reply[2]}, lt=True)
+        return _written(w, reply)
+
+    def _write_call(self, w: checks.WriteRequest) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """KEYS and ARGV of ``write.lua`` for one request."""
+        keys = self.keys.owner(w.owner_id)
+        return (keys.record(w.task_id), keys.index, keys.expiry, keys.op(w.op_id)), (
+            w.task_id,
+            w.data,
+            _arg(w.expected_version),
+            _arg(w.expires_at_ms),
+            _arg(w.created_at_ms),
+            w.op_id or "",
+            _arg(w.capacity),
+            self._op_ttl_ms,
+        )
 
     async def _list_chunk(
         self, owner_id: str, descending: bool, after: tuple[int, str] | None, limit: int
@@ -395,6 +427,16 @@ class RedisBackend:
     async def _server_ms(self) -> int:
         seconds, micros = await self._redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _written(w: checks.WriteRequest, reply: Sequence[Any]) -> int:
+    """The new version from ``write.lua``'s reply, or the error it reports."""
+    status, value, _, judged = reply
+    if status == _WRITTEN:
+        return int(value)
+    if status == _CONFLICT:
+        raise VersionConflict(w.key, int(judged), int(value))
+    raise CapacityExceeded(w.owner_id, int(value))
 
 
 def _arg(value: int | None) -> int | str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from store import (
+    BatchOp,
     CapacityExceeded,
     InvalidArgument,
     InvalidKey,
@@ -392,3 +393,39 @@ async def test_list_by_prefix_refuses_anything_but_an_owner_prefix(
 ) -> None:
     with pytest.raises(InvalidKey):
         await harness.backend.list_by_prefix(prefix)
+
+
+async def test_apply_batch_gives_each_op_its_own_outcome(harness: Harness) -> None:
+    owner = unique()
+    key = make_key(owner, "cas")
+    await harness.backend.put(key, b"v1")
+    ops = [
+        BatchOp(make_key(owner, "new"), b"a"),
+        BatchOp(key, b"v2", expected_version=1),
+        BatchOp(key, b"stale", expected_version=1),
+        BatchOp(make_key(owner, "full"), b"x", max_records_per_owner=2),
+        BatchOp("bad key", b"x"),
+        BatchOp(make_key(owner, "big"), b"x" * (4 * 1024 * 1024 + 1)),
+        BatchOp(make_key(owner, "exp"), b"x", expires_at_ms=await expiring(harness)),
+    ]
+    outcomes = await harness.backend.apply_batch(ops)
+    assert outcomes[:2] == [1, 2]
+    assert isinstance(outcomes[2], VersionConflict)
+    assert (outcomes[2].expected, outcomes[2].actual) == (1, 2)
+    assert isinstance(outcomes[3], CapacityExceeded)
+    assert isinstance(outcomes[4], InvalidKey)
+    assert isinstance(outcomes[5], RecordTooLarge)
+    assert outcomes[6] == 1
+    assert await harness.backend.get(key) == VersionedRecord(b"v2", 2)
+    assert await harness.backend.count(owner) == 3
+    await harness.advance(2 * SHORT_MS)
+    assert await harness.backend.cleanup_expired() == 1
+
+
+async def test_apply_batch_replays_op_ids(harness: Harness) -> None:
+    key = make_key(unique(), "t")
+    ops = [BatchOp(key, b"a", op_id="b-1"), BatchOp(key, b"b", op_id="b-2")]
+    assert await harness.backend.apply_batch(ops) == [1, 2]
+    assert await harness.backend.apply_batch(ops) == [1, 2]
+    assert await harness.backend.get(key) == VersionedRecord(b"b", 2)
+    assert await harness.backend.apply_batch([]) == []

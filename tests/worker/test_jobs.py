@@ -14,6 +14,7 @@ import pytest
 from arq.jobs import Job, JobStatus
 
 from store import (
+    BatchOp,
     CapacityExceeded,
     InvalidArgument,
     InvalidKey,
@@ -207,3 +208,28 @@ async def test_a_pickled_job_is_failed_without_being_run(
     assert result["s"] is False
     assert not marker.exists()
     assert await client.put(make_key(unique(), "t"), b"still working") == 1
+
+
+async def test_a_batch_runs_in_one_job_with_an_outcome_per_op(client: TaskStoreClient) -> None:
+    owner = unique()
+    key = make_key(owner, "cas")
+    await client.put(key, b"1")
+    ops = [BatchOp(make_key(owner, f"t{i}"), b"x") for i in range(100)]
+    ops += [BatchOp(key, b"2", expected_version=1), BatchOp(key, b"3", expected_version=1)]
+    ops += [BatchOp("no-separator", b"x")]
+    outcomes = await client.apply_batch(ops)
+    assert outcomes[:101] == [1] * 100 + [2]
+    assert isinstance(outcomes[101], VersionConflict)
+    assert outcomes[101].actual == 2
+    assert isinstance(outcomes[102], InvalidKey)
+    assert await client.count(owner) == 101
+    # The same op id again is the same batch: nothing is applied twice.
+    handle = await client.enqueue_apply_batch(ops[:2], op_id="batch-1")
+    assert await handle.result() == [2, 2]
+    assert await client.apply_batch(ops[:2], op_id="batch-1") == [2, 2]
+
+
+async def test_a_malformed_batch_is_refused(client: TaskStoreClient, settings: Settings) -> None:
+    for ops in ([{"key": "o:t"}], [{"key": "o:t", "data": b"x", "colour": 1}], "x"):
+        info = await _finished(await _raw_job(settings, "apply_batch", ops))
+        assert info.result["error"]["type"] == "InvalidArgument"  # type: ignore[attr-defined]
