@@ -15,6 +15,7 @@ from store.keys import make_key, make_prefix, parse_key
 from store.memory import InMemoryBackend
 from store.open import open_backend
 from store.redis import RedisBackend
+from store.update import Updater
 
 __all__ = [
     "BackendError",
@@ -30,6 +31,7 @@ __all__ = [
     "RedisBackend",
     "StorageBackend",
     "StorageError",
+    "Updater",
     "VersionConflict",
     "VersionedRecord",
     "make_key",

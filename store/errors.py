@@ -21,13 +21,20 @@ class NotFound(StorageError):
 
 
 class VersionConflict(StorageError):
-    """A compare-and-swap saw another version; ``actual`` is 0 when the key is absent."""
+    """A compare-and-swap saw another version; ``actual`` is 0 when the key is absent.
 
-    def __init__(self, key: str, expected: int, actual: int) -> None:
+    ``current_data`` is the record at version ``actual`` when the backend could
+    return it with the refusal, so a retry need not read it again.
+    """
+
+    def __init__(
+        self, key: str, expected: int, actual: int, current_data: bytes | None = None
+    ) -> None:
         super().__init__(f"version conflict on {key!r}: expected {expected}, found {actual}")
         self.key = key
         self.expected = expected
         self.actual = actual
+        self.current_data = current_data
 
 
 class CapacityExceeded(StorageError):

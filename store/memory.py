@@ -196,7 +196,8 @@ class InMemoryBackend:
         current = entry.version if entry is not None else 0
         outcome: _Outcome
         if w.expected_version is not None and w.expected_version != current:
-            outcome = VersionConflict(w.key, w.expected_version, current)
+            current_data = entry.data if entry is not None else None
+            outcome = VersionConflict(w.key, w.expected_version, current, current_data)
         elif (
             entry is None and w.capacity is not None and self._count(w.owner_id, now) >= w.capacity
         ):

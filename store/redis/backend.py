@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from store import checks
 from store.backend import BatchOp, BatchOutcome, Page, VersionedRecord
@@ -36,6 +35,7 @@ from store.keys import make_key, parse_key, parse_prefix, validate_id
 from store.redis import scripts
 from store.redis.connect import RedisClient, connect
 from store.redis.keyschema import KeySchema, OwnerKeys
+from store.redis.scripts import BoundScript
 
 _WRITTEN, _CONFLICT = 0, 1
 _LIST_CHUNK = 500
@@ -74,15 +74,14 @@ class RedisBackend:
         self._sweep_batch = checks.check_positive("sweep_batch", sweep_batch, 5000)
         self._reap_batch = checks.check_positive("reap_batch", reap_batch)
         self._on_close = on_close
-        register = self._redis.register_script
-        self._write = register(scripts.WRITE.text)
-        self._get = register(scripts.GET.text)
-        self._delete = register(scripts.DELETE.text)
-        self._list = register(scripts.LIST.text)
-        self._count = register(scripts.COUNT.text)
-        self._sweep = register(scripts.SWEEP.text)
-        self._reap_index = register(scripts.REAP_INDEX.text)
-        self._reindex = register(scripts.REINDEX.text)
+        self._write = BoundScript(client, scripts.WRITE)
+        self._get = BoundScript(client, scripts.GET)
+        self._delete = BoundScript(client, scripts.DELETE)
+        self._list = BoundScript(client, scripts.LIST)
+        self._count = BoundScript(client, scripts.COUNT)
+        self._sweep = BoundScript(client, scripts.SWEEP)
+        self._reap_index = BoundScript(client, scripts.REAP_INDEX)
+        self._reindex = BoundScript(client, scripts.REINDEX)
 
     @classmethod
     async def from_url(
@@ -174,7 +173,7 @@ class RedisBackend:
         keys = self.keys.owner(owner_id)
         with _backend_errors(key):
             existed = await self._delete(
-                keys=(keys.record(task_id), keys.index, keys.expiry, keys.op(op)),
+                keys=(keys.record(task_id), keys.index),
                 args=(task_id, op or "", self._op_ttl_ms),
             )
         return bool(existed)
@@ -234,10 +233,7 @@ class RedisBackend:
                 calls = [self._write(*self._write_call(w)) for _, w in valid]
                 replies = await asyncio.gather(*calls, return_exceptions=True)
             else:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for _, w in valid:
-                        await self._write(*self._write_call(w), client=pipe)
-                    replies = await pipe.execute(raise_on_error=False)
+                replies = await self._pipelined_writes([w for _, w in valid])
             due: dict[str, int] = {}
             for (i, w), reply in zip(valid, replies, strict=True):
                 if isinstance(reply, BaseException):
@@ -252,6 +248,18 @@ class RedisBackend:
             if due:
                 await self._redis.zadd(self.keys.due, due, lt=True)
         return outcomes
+
+    async def _pipelined_writes(self, requests: list[checks.WriteRequest]) -> list[Any]:
+        """One pipeline of write scripts; loads the script and retries if the server forgot it."""
+        for attempt in range(2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for w in requests:
+                    self._write.queue(pipe, *self._write_call(w))
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt or not any(isinstance(r, NoScriptError) for r in replies):
+                break
+            await self._write.load()
+        return replies
 
     async def applied_version(self, key: str, op_id: str) -> int | None:
         owner_id, _ = parse_key(key)
@@ -300,15 +308,15 @@ class RedisBackend:
     def _write_call(self, w: checks.WriteRequest) -> tuple[tuple[str, ...], tuple[Any, ...]]:
         """KEYS and ARGV of ``write.lua`` for one request."""
         keys = self.keys.owner(w.owner_id)
-        return (keys.record(w.task_id), keys.index, keys.expiry, keys.op(w.op_id)), (
+        options = (
+            f"{_arg(w.expected_version)},{_arg(w.expires_at_ms)},{_arg(w.created_at_ms)},"
+            f"{_arg(w.capacity)},{self._op_ttl_ms}"
+        )
+        return (keys.record(w.task_id), keys.index), (
             w.task_id,
             w.data,
-            _arg(w.expected_version),
-            _arg(w.expires_at_ms),
-            _arg(w.created_at_ms),
             w.op_id or "",
-            _arg(w.capacity),
-            self._op_ttl_ms,
+            options,
         )
 
     async def _list_chunk(
@@ -431,11 +439,11 @@ class RedisBackend:
 
 def _written(w: checks.WriteRequest, reply: Sequence[Any]) -> int:
     """The new version from ``write.lua``'s reply, or the error it reports."""
-    status, value, _, judged = reply
+    status, value, _, judged = reply[:4]
     if status == _WRITTEN:
         return int(value)
     if status == _CONFLICT:
-        raise VersionConflict(w.key, int(judged), int(value))
+        raise VersionConflict(w.key, int(judged), int(value), reply[4] if len(reply) > 4 else None)
     raise CapacityExceeded(w.owner_id, int(value))
 
 
@@ -443,9 +451,22 @@ def _arg(value: int | None) -> int | str:
     return "" if value is None else value
 
 
-@contextmanager
-def _backend_errors(key: str | None) -> Iterator[None]:
-    try:
-        yield
-    except (RedisError, RedisClusterException) as exc:
-        raise BackendError(key, f"Redis failed: {type(exc).__name__}: {exc}") from exc
+class _backend_errors:
+    """Turn redis-py errors into ``BackendError`` naming the key, keeping the cause.
+
+    A class rather than ``@contextmanager``: it runs on every call, and this is cheaper.
+    """
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str | None) -> None:
+        self.key = key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if exc is not None and isinstance(exc, RedisError | RedisClusterException):
+            raise BackendError(self.key, f"Redis failed: {type(exc).__name__}: {exc}") from exc

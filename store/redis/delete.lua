@@ -1,10 +1,14 @@
 -- delete: the record and every index entry of it.
--- KEYS: record, index, expiry, op
+-- KEYS: record, index
 -- ARGV: task_id, op_id, op_ttl_ms
+-- The owner's expiry set and op key are derived from the index key, as in write.lua.
 -- Reply: 1 if a live record was removed, else 0 (the first outcome for a seen op id).
 
+local tag = string.sub(KEYS[2], 1, -4)
+local expiry_key, op_key = tag .. 'exp', tag .. 'op:' .. ARGV[2]
+
 if ARGV[2] ~= '' then
-  local seen = redis.call('GET', KEYS[4])
+  local seen = redis.call('GET', op_key)
   if seen then
     return tonumber(seen)
   end
@@ -17,8 +21,8 @@ if fields[1] and not (fields[2] and tonumber(fields[2]) <= now_ms()) then
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', expiry_key, ARGV[1])
 if ARGV[2] ~= '' then
-  redis.call('SET', KEYS[4], existed, 'PX', ARGV[3])
+  redis.call('SET', op_key, existed, 'PX', ARGV[3])
 end
 return existed

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from store.errors import InvalidArgument
 
+_REMEMBERED_OWNERS = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class OwnerKeys:
@@ -60,10 +62,18 @@ class KeySchema:
         self.due = f"{prefix}:due"
         self.reap = f"{prefix}:reap"
         self._owner_start = f"{prefix}:{{"
+        self._owners: dict[str, OwnerKeys] = {}
 
     def owner(self, owner_id: str) -> OwnerKeys:
-        tag = f"{self._owner_start}{owner_id}}}:"
-        return OwnerKeys(f"{tag}idx", f"{tag}exp", f"{tag}t:", f"{tag}op:")
+        """The keys of one owner, remembered for the owners seen most recently."""
+        keys = self._owners.get(owner_id)
+        if keys is None:
+            if len(self._owners) >= _REMEMBERED_OWNERS:
+                self._owners.clear()
+            tag = f"{self._owner_start}{owner_id}}}:"
+            keys = OwnerKeys(f"{tag}idx", f"{tag}exp", f"{tag}t:", f"{tag}op:")
+            self._owners[owner_id] = keys
+        return keys
 
     def scan_pattern(self) -> str:
         """A SCAN MATCH pattern for every owner key under this prefix."""

@@ -9,6 +9,7 @@ happened before a worker died is recognised and not applied again.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ from store.tasks.errors import (
 from store.tasks.limits import check_json_value, merge_variables
 from store.tasks.record import Task, TaskRecord, ms_to_datetime
 from store.tasks.status import TaskStatus, can_transition, suggested_action
+from store.update import backoff_s
 
 ANONYMOUS_OWNER = "local"
 _TASK_IDS = uuid.UUID("6f1c1d1e-6a43-4a8c-9e0f-7a6b1f2c3d4e")
@@ -225,7 +227,9 @@ class TaskStore:
         owner = self._owner(owner_id)
         key = _key(owner, task_id)
         attempts = self.config.max_retries + 1
-        for _ in range(attempts):
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(backoff_s(attempt))  # spread contenders out
             record, version = await self._read(task_id, owner)
             try:
                 updated = change(record, self._clock())
