@@ -9,6 +9,9 @@ from typing import Any
 
 from bench.harness import Result
 
+# Written by hand after a full run: what bounds a goal that is not met, and what was tried.
+ANALYSIS = Path(__file__).with_name("analysis.md")
+
 
 def write(out: Path, results: list[Result], meta: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
@@ -39,6 +42,8 @@ def write(out: Path, results: list[Result], meta: dict[str, Any]) -> None:
         lines += ["", "Details:", ""]
         lines += [f"- {r.scenario}: `{json.dumps(r.detail)}`" for r in details]
     lines += [""] + [f"![{name}]({name})" for name in plots]
+    if ANALYSIS.exists():
+        lines += ["", ANALYSIS.read_text(encoding="utf-8").strip()]
     (out / "REPORT.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -89,7 +89,7 @@ async def sweep(bench: Bench) -> list[Result]:
                     for i in range(size - expired)
                 ],
             )
-            for _ in range(max(1, bench.rounds // 2)):
+            for _ in range(bench.size(1, bench.rounds // 2)):
                 now = int((await client.time())[0]) * 1000
                 await fill(
                     backend,

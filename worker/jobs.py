@@ -75,7 +75,8 @@ async def _run(
 async def push_reply(ctx: dict[str, Any], outcome: envelope.Envelope) -> None:
     """LPUSH the outcome where ``TaskStoreClient`` is BLPOP-ing, expiring with the result."""
     key = reply_key(ctx["queue_name"], ctx["job_id"])
-    async with ctx["redis"].pipeline(transaction=True) as pipe:
+    # One round trip, no MULTI: the expiry only tidies up after the reply is read.
+    async with ctx["redis"].pipeline(transaction=False) as pipe:
         pipe.lpush(key, serialize(outcome))
         pipe.pexpire(key, int(ctx["keep_result_s"] * 1000))
         await pipe.execute()

@@ -55,24 +55,28 @@ end
 
 if status == 0 then
   value = current + 1
+  -- One HSET per write; expiry bookkeeping only where an expiry is or was.
+  local hash = {'v', value, 'd', ARGV[2]}
   if current == 0 then
     if created == '' then created = now end
-    redis.call('DEL', KEYS[1])
+    if fields[1] then redis.call('DEL', KEYS[1]) end
     redis.call('ZADD', KEYS[2], created, task)
-    redis.call('HSET', KEYS[1], 'c', created)
+    hash[#hash + 1], hash[#hash + 2] = 'c', created
   end
-  redis.call('HSET', KEYS[1], 'v', value, 'd', ARGV[2])
   if op_id ~= '' then
-    redis.call('HSET', KEYS[1], 'o', op_id)
+    hash[#hash + 1], hash[#hash + 2] = 'o', op_id
   end
   if expiry ~= '' then
-    redis.call('HSET', KEYS[1], 'e', expiry)
+    hash[#hash + 1], hash[#hash + 2] = 'e', expiry
+  end
+  redis.call('HSET', KEYS[1], unpack(hash))
+  if expiry ~= '' then
     redis.call('ZADD', expiry_key, expiry, task)
     redis.call('PEXPIREAT', KEYS[1], expiry)
     if redis.call('ZRANGE', expiry_key, 0, 0)[1] == task then
       due = tonumber(expiry)
     end
-  else
+  elseif old_expiry then
     redis.call('HDEL', KEYS[1], 'e')
     redis.call('ZREM', expiry_key, task)
     redis.call('PERSIST', KEYS[1])
