@@ -24,7 +24,7 @@ async def run(bench: Bench, loop_name: str) -> list[Result]:
     async with await RedisBackend.from_url(bench.url, prefix="bench") as backend:
         peer_client = Redis.from_url(bench.url)
         peer = RawWriter(peer_client)
-        total = bench.size(1280, 20480)
+        total = bench.size(640, 20480)
         for cas in (False, True):
             for concurrency in (1, 64):
                 mine, raw = await interleaved(

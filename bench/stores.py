@@ -122,7 +122,7 @@ async def sweep(bench: Bench) -> list[Result]:
 
 
 async def memory(bench: Bench) -> list[Result]:
-    count = bench.size(10_000, 100_000)
+    count = bench.size(5_000, 100_000)
     payload = b"x" * 1024
     async with await RedisBackend.from_url(bench.url, prefix="bench") as backend:
         client: Any = backend.client

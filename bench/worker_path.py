@@ -83,7 +83,7 @@ async def _peer_op(pool: Any) -> None:
 
 
 async def _throughput(bench: Bench, client: TaskStoreClient, pool: ArqRedis) -> list[Result]:
-    total = bench.size(1000, 6000)
+    total = bench.size(640, 6400)
     each = total // CONCURRENCY
 
     async def ours() -> float:
@@ -133,7 +133,7 @@ async def _open_loop(
 async def _latency(bench: Bench, client: TaskStoreClient, pool: ArqRedis) -> list[Result]:
     # One key per op: in an open loop a slow op must not leave the next one a stale version.
     owner = uuid.uuid4().hex[:8]
-    count = bench.size(300, 2000)
+    count = bench.size(200, 2000)
     keys = iter([make_key(owner, f"t{i}") for i in range(count)])
     await client.apply_batch([BatchOp(make_key(owner, f"t{i}"), b"0") for i in range(count)])
 
@@ -172,7 +172,7 @@ async def _latency(bench: Bench, client: TaskStoreClient, pool: ArqRedis) -> lis
 
 
 async def _batching(bench: Bench, client: TaskStoreClient) -> list[Result]:
-    total = bench.size(2000, 20000)
+    total = bench.size(1000, 20000)
     batch = 100
 
     async def batched() -> float:
