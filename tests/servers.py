@@ -42,15 +42,17 @@ def free_ports(count: int, *, with_bus: bool = False) -> list[int]:
 class RedisProcess:
     """One redis-server on 127.0.0.1:port, data in its own directory."""
 
-    def __init__(self, port: int, directory: Path, *args: str) -> None:
+    def __init__(self, port: int, directory: Path, *args: str, password: str | None = None) -> None:
         self.port = port
         self.directory = directory
-        self.args = args
+        self.password = password
+        self.args = (*args, "--requirepass", password) if password else args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -72,7 +74,7 @@ class RedisProcess:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                redis.Redis(port=self.port, socket_timeout=1).ping()
+                redis.Redis(port=self.port, password=self.password, socket_timeout=1).ping()
                 return
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:

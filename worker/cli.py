@@ -19,7 +19,7 @@ from store import StorageError
 from store.redis import RedisBackend, mask_url
 from store.tasks import TaskError
 from worker import logs
-from worker.connections import open_stores, queue_redis_settings
+from worker.connections import check_queue, open_stores, queue_redis_settings
 from worker.main import worker_settings
 from worker.operations import Stores
 from worker.settings import Settings, SettingsError, load_settings
@@ -87,6 +87,7 @@ def use_uvloop() -> bool:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     logs.configure(settings.log_level, settings.log_format, settings.secrets())
+    asyncio.run(check_queue(settings))
     if use_uvloop():
         logging.getLogger("taskstore.worker").info("running on uvloop")
     run_worker(worker_settings(settings))

@@ -30,7 +30,7 @@ from store import (
 )
 from store.redis import EmbeddedRedis
 from store.tasks import TaskPage, TaskRecord, TaskStatus
-from worker.connections import open_stores, queue_redis_settings
+from worker.connections import check_queue, open_stores, queue_redis_settings
 from worker.envelope import open_envelope
 from worker.jobs import reply_key
 from worker.operations import Stores
@@ -147,6 +147,7 @@ class TaskStoreClient:
             raise InvalidArgument("a client cannot read a memory:// store in another process")
         redis_settings, server = await asyncio.to_thread(queue_redis_settings, settings)
         try:
+            await check_queue(settings)
             pool = await create_pool(
                 redis_settings,
                 default_queue_name=settings.queue_name,

@@ -6,7 +6,7 @@ from arq.connections import RedisSettings
 
 from store import StorageBackend, open_backend
 from store.redis import EmbeddedRedis
-from store.redis.connect import is_embedded
+from store.redis.connect import connect, is_embedded
 from store.tasks import TaskStore
 from worker.operations import Stores
 from worker.settings import Settings
@@ -24,6 +24,16 @@ def queue_redis_settings(settings: Settings) -> tuple[RedisSettings, EmbeddedRed
         socket = RedisSettings(unix_socket_path=str(server.socket_path))
         return socket, server if server.owned else None
     return RedisSettings.from_dsn(url), None
+
+
+async def check_queue(settings: Settings) -> None:
+    """Connect to the queue Redis once, so a wrong URL or password fails now, in one line.
+
+    arq retries its own connection for seconds and ends in a traceback; this
+    raises ``BackendError`` naming the URL with its password masked.
+    """
+    connection = await connect(settings.queue_url, embedded_dir=settings.embedded_dir)
+    await connection.aclose()
 
 
 async def open_stores(settings: Settings) -> Stores:

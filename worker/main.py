@@ -58,7 +58,8 @@ def worker_settings(settings: Settings) -> type:
     metrics = Metrics()
 
     async def startup(ctx: dict[str, Any]) -> None:
-        logs.configure(settings.log_level, settings.log_format, settings.secrets())
+        if not logging.getLogger().handlers:  # `taskstore worker` has configured them already
+            logs.configure(settings.log_level, settings.log_format, settings.secrets())
         ctx.update(
             stores=await open_stores(settings),
             metrics=metrics,

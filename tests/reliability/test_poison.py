@@ -1,0 +1,49 @@
+"""A job that fails the same way on every try stops after max_tries and is reported."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from store import BackendError, make_key
+from tests.harness import unique
+from tests.servers import RedisProcess, free_ports
+from tests.worker.conftest import drop_test_keys, running_worker
+from worker.client import TaskStoreClient
+from worker.settings import load_settings
+
+
+async def test_a_job_failing_every_try_stops_after_max_tries(
+    redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisProcess(free_ports(1)[0], tmp_path / "store")
+    store.start()
+    run = unique("poison")
+    settings = load_settings(
+        redis_url=redis_url,
+        store_url=store.url,
+        queue_name=f"{run}:queue",
+        key_prefix=f"{run}-ts",
+        max_tries=3,
+        reply_timeout_s=30,
+    )
+    try:
+        async with running_worker(settings) as worker, TaskStoreClient.connect(settings) as client:
+            store.stop()  # from now on every storage call of the job fails
+            with (
+                caplog.at_level(logging.WARNING, logger="taskstore.jobs"),
+                pytest.raises(BackendError),
+            ):
+                await client.put(make_key(unique(), "t"), b"x")
+            metrics = worker.ctx["metrics"]
+            assert metrics.backend_errors.value(job="put") == 3
+            assert metrics.jobs.value(job="put", outcome="BackendError") == 1
+            retries = [r for r in caplog.records if "will retry" in r.getMessage()]
+            assert len(retries) == 2
+            assert worker.main_task is not None
+            assert not worker.main_task.done()
+    finally:
+        store.stop()
+        await drop_test_keys(settings)
