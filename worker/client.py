@@ -9,6 +9,7 @@ poll. Reads skip the queue and go straight to the store.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -145,7 +146,9 @@ class TaskStoreClient:
             settings = load_settings(redis_url=settings_or_url)
         if settings.store_url_value.startswith("memory://"):
             raise InvalidArgument("a client cannot read a memory:// store in another process")
-        redis_settings, server = await asyncio.to_thread(queue_redis_settings, settings)
+        redis_settings, server = await asyncio.to_thread(
+            functools.partial(queue_redis_settings, settings, ride_out_outages=False)
+        )
         try:
             await check_queue(settings)
             pool = await create_pool(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from arq.connections import RedisSettings
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
 
 from store import StorageBackend, open_backend
 from store.redis import EmbeddedRedis
@@ -11,19 +14,35 @@ from store.tasks import TaskStore
 from worker.operations import Stores
 from worker.settings import Settings
 
+# A dropped connection or a restarted Redis must not end the worker: arq's poll
+# loop lets a ConnectionError escape, so its commands retry with capped backoff
+# (about a minute in all) while the server is away.
+QUEUE_RETRY = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=60)
 
-def queue_redis_settings(settings: Settings) -> tuple[RedisSettings, EmbeddedRedis | None]:
+
+def queue_redis_settings(
+    settings: Settings, *, ride_out_outages: bool = True
+) -> tuple[RedisSettings, EmbeddedRedis | None]:
     """arq's connection settings for the queue URL, starting the embedded server if named.
 
+    The worker rides out outages (``QUEUE_RETRY``); a client passes False and
+    fails fast instead, so its callers see the outage rather than a stall.
     The server is returned only when this call started it, for the caller to stop.
     """
     url = settings.queue_url
+    server: EmbeddedRedis | None = None
     if is_embedded(url):
         server = EmbeddedRedis(settings.embedded_dir)
         server.start()
-        socket = RedisSettings(unix_socket_path=str(server.socket_path))
-        return socket, server if server.owned else None
-    return RedisSettings.from_dsn(url), None
+        redis_settings = RedisSettings(unix_socket_path=str(server.socket_path))
+    else:
+        redis_settings = RedisSettings.from_dsn(url)
+    if ride_out_outages:
+        redis_settings.retry = QUEUE_RETRY
+        redis_settings.retry_on_error = [ConnectionError, TimeoutError]
+    else:
+        redis_settings.conn_retries = 0
+    return redis_settings, server if server is not None and server.owned else None
 
 
 async def check_queue(settings: Settings) -> None:
