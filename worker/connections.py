@@ -39,7 +39,8 @@ def queue_redis_settings(
         redis_settings = RedisSettings.from_dsn(url)
     if ride_out_outages:
         redis_settings.retry = QUEUE_RETRY
-        redis_settings.retry_on_error = [ConnectionError, TimeoutError]
+        # OSError too: a refused reconnect surfaces as one before redis-py wraps it.
+        redis_settings.retry_on_error = [ConnectionError, TimeoutError, OSError]
     else:
         redis_settings.conn_retries = 0
     return redis_settings, server if server is not None and server.owned else None
