@@ -14,6 +14,7 @@ from typing import Any
 from arq.connections import create_pool
 from arq.constants import health_check_key_suffix
 from arq.worker import run_worker
+from redis.exceptions import RedisError
 
 from store import StorageError
 from store.redis import RedisBackend, mask_url
@@ -88,10 +89,20 @@ def use_uvloop() -> bool:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     logs.configure(settings.log_level, settings.log_format, settings.secrets())
     asyncio.run(check_queue(settings))
+    log = logging.getLogger("taskstore.worker")
     if use_uvloop():
-        logging.getLogger("taskstore.worker").info("running on uvloop")
-    run_worker(worker_settings(settings))
-    return EXIT_OK
+        log.info("running on uvloop")
+    settings_class = worker_settings(settings)
+    # arq's worker can end on a connection error it does not catch (one that
+    # lands while it WATCHes a job it is claiming); run it again rather than exit.
+    # A signal ends run_worker normally, and so this loop.
+    while True:
+        try:
+            run_worker(settings_class)
+            return EXIT_OK
+        except (RedisError, OSError) as exc:
+            log.warning("worker stopped on a Redis error, starting again in 1 s: %r", exc)
+            time.sleep(1)
 
 
 def _with_stores(settings: Settings, use: Callable[[Stores], Awaitable[int]]) -> int:
