@@ -131,3 +131,60 @@ def batch_request(op: object, max_bytes: int) -> WriteRequest:
         op_id=op.op_id,
         max_records_per_owner=op.max_records_per_owner,
     )
+
+
+class CheckedWrites:
+    """``put`` and ``put_if_version`` for every backend: check, then ``_apply_write``.
+
+    A backend sets ``_max_record_bytes`` and implements ``_apply_write``; the
+    arguments are checked here once, before any I/O.
+    """
+
+    _max_record_bytes: int
+
+    async def _apply_write(self, w: WriteRequest) -> int:
+        raise NotImplementedError
+
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        expires_at_ms: int | None = None,
+        created_at_ms: int | None = None,
+        op_id: str | None = None,
+        max_records_per_owner: int | None = None,
+    ) -> int:
+        return await self._apply_write(
+            write_request(
+                key,
+                data,
+                self._max_record_bytes,
+                expires_at_ms=expires_at_ms,
+                created_at_ms=created_at_ms,
+                op_id=op_id,
+                max_records_per_owner=max_records_per_owner,
+            )
+        )
+
+    async def put_if_version(
+        self,
+        key: str,
+        data: bytes,
+        expected_version: int,
+        *,
+        expires_at_ms: int | None = None,
+        created_at_ms: int | None = None,
+        op_id: str | None = None,
+    ) -> int:
+        return await self._apply_write(
+            write_request(
+                key,
+                data,
+                self._max_record_bytes,
+                expected_version=check_version(expected_version),
+                expires_at_ms=expires_at_ms,
+                created_at_ms=created_at_ms,
+                op_id=op_id,
+            )
+        )

@@ -39,7 +39,7 @@ class _Entry:
 _Outcome = int | bool | StorageError
 
 
-class InMemoryBackend:
+class InMemoryBackend(checks.CheckedWrites):
     """A ``StorageBackend`` held in dicts, with an injectable millisecond clock."""
 
     def __init__(
@@ -70,50 +70,6 @@ class InMemoryBackend:
         if entry is None:
             raise NotFound(key)
         return VersionedRecord(entry.data, entry.version)
-
-    async def put(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        expires_at_ms: int | None = None,
-        created_at_ms: int | None = None,
-        op_id: str | None = None,
-        max_records_per_owner: int | None = None,
-    ) -> int:
-        return self._write(
-            checks.write_request(
-                key,
-                data,
-                self._max_record_bytes,
-                expires_at_ms=expires_at_ms,
-                created_at_ms=created_at_ms,
-                op_id=op_id,
-                max_records_per_owner=max_records_per_owner,
-            )
-        )
-
-    async def put_if_version(
-        self,
-        key: str,
-        data: bytes,
-        expected_version: int,
-        *,
-        expires_at_ms: int | None = None,
-        created_at_ms: int | None = None,
-        op_id: str | None = None,
-    ) -> int:
-        return self._write(
-            checks.write_request(
-                key,
-                data,
-                self._max_record_bytes,
-                expected_version=checks.check_version(expected_version),
-                expires_at_ms=expires_at_ms,
-                created_at_ms=created_at_ms,
-                op_id=op_id,
-            )
-        )
 
     async def delete(self, key: str, *, op_id: str | None = None) -> bool:
         owner_id, task_id = parse_key(key)
@@ -186,6 +142,9 @@ class InMemoryBackend:
     async def reap_orphans(self) -> int:
         """Records and their ordering live in one dict here, so nothing can dangle."""
         return 0
+
+    async def _apply_write(self, w: checks.WriteRequest) -> int:
+        return self._write(w)
 
     def _write(self, w: checks.WriteRequest) -> int:
         now = self._clock()

@@ -18,6 +18,7 @@ from dataclasses import fields
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from arq.connections import ArqRedis, create_pool
+from arq.jobs import SerializationError
 from redis.exceptions import RedisError
 
 from store import (
@@ -357,12 +358,12 @@ class TaskStoreClient:
         """
         job_id = _job_id(scope, op_id)
         try:
-            serialize(args)
-            serialize(kwargs)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgument(f"{name}: arguments are not JSON-serializable: {exc}") from None
-        try:
             await self.pool.enqueue_job(name, *args, _job_id=job_id, **kwargs)
+        except SerializationError as exc:
+            # arq encodes the job with our serializer before sending anything.
+            raise InvalidArgument(
+                f"{name}: arguments are not JSON-serializable: {exc.__cause__}"
+            ) from None
         except RedisError as exc:
             raise BackendError(None, f"enqueueing {name}: {exc}") from exc
         return JobHandle(self, job_id)

@@ -49,7 +49,7 @@ class ReapProgress:
     pass_complete: bool
 
 
-class RedisBackend:
+class RedisBackend(checks.CheckedWrites):
     """A ``StorageBackend`` on a ``redis.asyncio.Redis`` or ``RedisCluster`` client."""
 
     def __init__(
@@ -122,50 +122,6 @@ class RedisBackend:
         if reply is None:
             raise NotFound(key)
         return VersionedRecord(reply[1], int(reply[0]))
-
-    async def put(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        expires_at_ms: int | None = None,
-        created_at_ms: int | None = None,
-        op_id: str | None = None,
-        max_records_per_owner: int | None = None,
-    ) -> int:
-        return await self._write_record(
-            checks.write_request(
-                key,
-                data,
-                self._max_record_bytes,
-                expires_at_ms=expires_at_ms,
-                created_at_ms=created_at_ms,
-                op_id=op_id,
-                max_records_per_owner=max_records_per_owner,
-            )
-        )
-
-    async def put_if_version(
-        self,
-        key: str,
-        data: bytes,
-        expected_version: int,
-        *,
-        expires_at_ms: int | None = None,
-        created_at_ms: int | None = None,
-        op_id: str | None = None,
-    ) -> int:
-        return await self._write_record(
-            checks.write_request(
-                key,
-                data,
-                self._max_record_bytes,
-                expected_version=checks.check_version(expected_version),
-                expires_at_ms=expires_at_ms,
-                created_at_ms=created_at_ms,
-                op_id=op_id,
-            )
-        )
 
     async def delete(self, key: str, *, op_id: str | None = None) -> bool:
         owner_id, task_id = parse_key(key)
@@ -298,7 +254,7 @@ class RedisBackend:
 
     # -- internals ----------------------------------------------------------
 
-    async def _write_record(self, w: checks.WriteRequest) -> int:
+    async def _apply_write(self, w: checks.WriteRequest) -> int:
         with _backend_errors(w.key):
             reply = await self._write(*self._write_call(w))
             if reply[2]:

@@ -13,9 +13,8 @@ from redis.asyncio import Redis
 from store import BackendError, make_key
 from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
-from tests.worker.conftest import WorkerProcess, wait_for_worker
+from tests.worker.conftest import WorkerProcess, isolated_settings, wait_for_worker
 from worker.client import TaskStoreClient
-from worker.settings import load_settings
 
 KEYS, EACH = 25, 200  # 5,000 increments
 
@@ -32,11 +31,9 @@ async def test_increments_survive_connections_killed_every_200_ms(tmp_path: Path
     server = RedisProcess(free_ports(1)[0], tmp_path / "redis")
     server.start()
     metrics_port = free_ports(1)[0]
-    run = unique("drop")
-    settings = load_settings(
-        redis_url=server.url,
-        queue_name=f"{run}:queue",
-        key_prefix=f"{run}-ts",
+    settings = isolated_settings(
+        server.url,
+        "drop",
         job_timeout_s=2,  # a job claimed by a killed connection is re-run 12 s later
         reply_timeout_s=3,
         metrics_port=metrics_port,

@@ -10,9 +10,8 @@ import pytest
 from store import BackendError, make_key
 from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
-from tests.worker.conftest import drop_test_keys, running_worker
+from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
 from worker.client import TaskStoreClient
-from worker.settings import load_settings
 
 
 async def test_a_job_failing_every_try_stops_after_max_tries(
@@ -20,12 +19,10 @@ async def test_a_job_failing_every_try_stops_after_max_tries(
 ) -> None:
     store = RedisProcess(free_ports(1)[0], tmp_path / "store")
     store.start()
-    run = unique("poison")
-    settings = load_settings(
-        redis_url=redis_url,
+    settings = isolated_settings(
+        redis_url,
+        "poison",
         store_url=store.url,
-        queue_name=f"{run}:queue",
-        key_prefix=f"{run}-ts",
         max_tries=3,
         reply_timeout_s=30,
     )

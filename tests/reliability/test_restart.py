@@ -11,9 +11,8 @@ import pytest
 from store import BackendError, VersionedRecord, make_key
 from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
-from tests.worker.conftest import WorkerProcess, wait_for_worker
+from tests.worker.conftest import WorkerProcess, isolated_settings, wait_for_worker
 from worker.client import TaskStoreClient
-from worker.settings import load_settings
 
 
 @pytest.mark.slow
@@ -25,11 +24,9 @@ async def test_worker_survives_a_redis_restart_and_keeps_acknowledged_writes(
         free_ports(1)[0], tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always"
     )
     server.start()
-    run = unique("restart")
-    settings = load_settings(
-        redis_url=server.url,
-        queue_name=f"{run}:queue",
-        key_prefix=f"{run}-ts",
+    settings = isolated_settings(
+        server.url,
+        "restart",
         reply_timeout_s=2,
         embedded_dir=tmp_path,
     )

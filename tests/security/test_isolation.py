@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from store import InvalidKey, NotFound, VersionConflict, make_key
 from store.tasks import InvalidParams, TaskNotFound
 from tests.harness import unique
-from tests.worker.conftest import drop_test_keys, running_worker
+from tests.worker.conftest import isolated_settings, served_client
 from worker.client import TaskStoreClient
-from worker.settings import Settings, load_settings
 
 NEAR_MISSES: list[Callable[[str], str]] = [
     str.upper,
@@ -42,20 +41,10 @@ OPS: list[Op] = [
 REFUSALS = (TaskNotFound, InvalidParams, NotFound, VersionConflict, InvalidKey)
 
 
-@pytest.fixture(scope="module")
-def isolation_settings(redis_url: str) -> Settings:
-    run = unique("iso")
-    return load_settings(redis_url=redis_url, queue_name=f"{run}:queue", key_prefix=f"{run}-ts")
-
-
 @pytest.fixture
-async def iso_client(isolation_settings: Settings) -> AsyncIterator[TaskStoreClient]:
-    async with (
-        running_worker(isolation_settings),
-        TaskStoreClient.connect(isolation_settings) as client,
-    ):
+async def iso_client(redis_url: str) -> AsyncIterator[TaskStoreClient]:
+    async with served_client(isolated_settings(redis_url, "iso")) as client:
         yield client
-    await drop_test_keys(isolation_settings)
 
 
 @settings(

@@ -17,10 +17,10 @@ from redis.asyncio import Redis
 
 from store import make_key
 from tests.harness import unique
-from tests.worker.conftest import drop_test_keys, running_worker
+from tests.worker.conftest import isolated_settings, served_client
 from worker.client import TaskStoreClient
 from worker.serialization import deserialize
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 
 
 def _job(function: Any, args: Any = (), kwargs: Any = None) -> bytes:
@@ -54,18 +54,13 @@ BAD_PAYLOADS = [
 
 @pytest.fixture(scope="module")
 def payload_settings(redis_url: str) -> Settings:
-    run = unique("fuzz")
-    return load_settings(redis_url=redis_url, queue_name=f"{run}:queue", key_prefix=f"{run}-ts")
+    return isolated_settings(redis_url, "fuzz")
 
 
 @pytest.fixture
 async def fuzz_client(payload_settings: Settings) -> AsyncIterator[TaskStoreClient]:
-    async with (
-        running_worker(payload_settings),
-        TaskStoreClient.connect(payload_settings) as client,
-    ):
+    async with served_client(payload_settings) as client:
         yield client
-    await drop_test_keys(payload_settings)
 
 
 async def _snapshot(redis: Redis, prefix: str) -> dict[bytes, bytes | None]:

@@ -11,10 +11,16 @@ import pytest
 from store import BackendError, make_key
 from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
-from tests.worker.conftest import WorkerProcess, drop_test_keys, settings_env, wait_for_worker
-from tests.worker.test_processes import python
+from tests.worker.conftest import (
+    WorkerProcess,
+    drop_test_keys,
+    isolated_settings,
+    python,
+    settings_env,
+    wait_for_worker,
+)
 from worker.client import TaskStoreClient
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 
 PASSWORD = "s3cr3t-Pa55-do-not-log"
 
@@ -30,11 +36,9 @@ def protected_redis(tmp_path: Path) -> Iterator[RedisProcess]:
 
 
 def _settings(url: str, tmp_path: Path) -> Settings:
-    run = unique("sec")
-    return load_settings(
-        redis_url=url,
-        queue_name=f"{run}:queue",
-        key_prefix=f"{run}-ts",
+    return isolated_settings(
+        url,
+        "sec",
         log_level="DEBUG",
         embedded_dir=tmp_path,
     )

@@ -33,15 +33,20 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         directory = tmp_path
     else:
         url, directory = "embedded", request.getfixturevalue("embedded_dir")
-    run = unique("w")
-    return load_settings(
-        redis_url=url,
+    return isolated_settings(
+        url,
         embedded_dir=directory,
-        queue_name=f"{run}:queue",
-        key_prefix=f"{run}-ts",
         keep_result_s=30,
         reply_timeout_s=20,
         max_tasks_per_owner=1000,
+    )
+
+
+def isolated_settings(url: str, label: str = "w", **overrides: Any) -> Settings:
+    """Settings with a queue and key prefix no other test uses."""
+    run = unique(label)
+    return load_settings(
+        redis_url=url, queue_name=f"{run}:queue", key_prefix=f"{run}-ts", **overrides
     )
 
 
@@ -76,6 +81,31 @@ async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[
         await asyncio.gather(run, *worker.tasks.values(), return_exceptions=True)
         worker.tasks.clear()
         await worker.close()
+
+
+@asynccontextmanager
+async def served_client(settings: Settings) -> AsyncIterator[TaskStoreClient]:
+    """A client with an in-process worker behind it; the test's keys are dropped after."""
+    try:
+        async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+            yield client
+    finally:
+        await drop_test_keys(settings)
+
+
+def python(
+    *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python *args`` in a subprocess, its output captured."""
+    return subprocess.run(
+        [sys.executable, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from tests.harness import unique
 from tests.worker.conftest import (
     WorkerProcess,
     drop_test_keys,
+    isolated_settings,
+    python,
     settings_env,
     wait_for_worker,
 )
@@ -35,20 +36,6 @@ async def worker_process(settings: Settings, tmp_path: Path) -> AsyncIterator[Wo
     finally:
         process.stop()
         await drop_test_keys(settings)
-
-
-def python(
-    *args: str, env: dict[str, str], cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-        check=False,
-    )
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -112,11 +99,9 @@ async def test_sigterm_lets_running_jobs_finish(
 async def test_killed_worker_loses_no_increment_and_applies_none_twice(
     redis_url: str, tmp_path: Path
 ) -> None:
-    run = unique("kill")
-    settings = Settings(
-        redis_url=redis_url,
-        queue_name=f"{run}:queue",
-        key_prefix=f"{run}-ts",
+    settings = isolated_settings(
+        redis_url,
+        "kill",
         job_timeout_s=1,  # arq re-runs a dead worker's jobs 10 s after this
         reply_timeout_s=60,
         keep_result_s=120,
@@ -127,7 +112,8 @@ async def test_killed_worker_loses_no_increment_and_applies_none_twice(
     third: WorkerProcess | None = None
     try:
         async with TaskStoreClient.connect(settings) as client:
-            keys = [make_key(f"{run}-{i % 50}", f"counter{i}") for i in range(2000)]
+            owners = [unique() for _ in range(50)]
+            keys = [make_key(owners[i % 50], f"counter{i}") for i in range(2000)]
             await asyncio.gather(*(client.stores.backend.put(k, b"0") for k in keys))
             # All 2,000 increments are queued before any worker runs: a backlog,
             # so each worker always holds claimed jobs and the killed one dies
