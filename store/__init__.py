@@ -10,6 +10,7 @@ from store.errors import (
     RecordTooLarge,
     StorageError,
     VersionConflict,
+    WriteNotConfirmed,
 )
 from store.keys import make_key, make_prefix, parse_key
 from store.memory import InMemoryBackend
@@ -34,6 +35,7 @@ __all__ = [
     "Updater",
     "VersionConflict",
     "VersionedRecord",
+    "WriteNotConfirmed",
     "make_key",
     "make_prefix",
     "open_backend",

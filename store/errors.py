@@ -81,3 +81,15 @@ class BackendError(StorageError):
 def _shorten(value: object, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+class WriteNotConfirmed(BackendError):
+    """The primary applied the write but no replica confirmed it in time (``durable_wait_ms``).
+
+    The write may survive or may be lost if the primary fails now. Retrying
+    with the same op id is safe: it replays the first outcome and waits again.
+    """
+
+    def __init__(self, key: str | None, wait_ms: int) -> None:
+        super().__init__(key, f"no replica confirmed the write within {wait_ms} ms")
+        self.wait_ms = wait_ms

@@ -6,6 +6,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -23,6 +24,23 @@ HARNESSES: dict[str, str] = {
     "embedded": "embedded_factory",
     "cluster": "cluster_factory",
 }
+
+
+_MEASUREMENTS = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def measurements(request: pytest.FixtureRequest) -> list[str]:
+    """Lines a test measured (a failover gap, say), printed in the run's summary."""
+    return request.config.stash.setdefault(_MEASUREMENTS, [])
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(_MEASUREMENTS, [])
+    if lines:
+        terminalreporter.section("measured")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

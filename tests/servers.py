@@ -81,6 +81,13 @@ class RedisProcess:
                     raise RuntimeError(f"redis-server on port {self.port} did not start") from None
                 time.sleep(0.05)
 
+    def kill(self) -> None:
+        """SIGKILL, as in a crash: no shutdown, nothing saved."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
@@ -93,13 +100,19 @@ class RedisProcess:
 
 
 class LocalCluster:
-    """Three masters on loopback ports, slots split evenly, no replicas."""
+    """Masters on loopback ports, slots split evenly, each with ``replicas`` replicas."""
 
-    def __init__(self, directory: Path, masters: int = 3) -> None:
-        ports = free_ports(masters, with_bus=True)
+    def __init__(self, directory: Path, masters: int = 3, replicas: int = 0) -> None:
+        ports = free_ports(masters * (1 + replicas), with_bus=True)
         options = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
         options += ["--cluster-node-timeout", "2000"]
-        self.nodes = [RedisProcess(port, directory / str(port), *options) for port in ports]
+        if replicas:
+            # Replicas usable in about a second rather than nine.
+            options += ["--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"]
+        nodes = [RedisProcess(port, directory / str(port), *options) for port in ports]
+        self.masters = nodes[:masters]
+        self.replicas = nodes[masters:]
+        self.nodes = nodes
 
     @property
     def url(self) -> str:
@@ -108,23 +121,35 @@ class LocalCluster:
     def start(self, timeout_s: float = 30.0) -> None:
         for node in self.nodes:
             node.start()
+        masters: list[Any] = [redis.Redis(port=n.port) for n in self.masters]
         clients: list[Any] = [redis.Redis(port=n.port) for n in self.nodes]
-        per_node = 16384 // len(clients)
-        for i, client in enumerate(clients):
-            last = 16383 if i == len(clients) - 1 else (i + 1) * per_node - 1
+        per_node = 16384 // len(masters)
+        for i, client in enumerate(masters):
+            last = 16383 if i == len(masters) - 1 else (i + 1) * per_node - 1
             client.execute_command("CLUSTER ADDSLOTS", *range(i * per_node, last + 1))
         for node in self.nodes[1:]:
             clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
         deadline = time.monotonic() + timeout_s
-        while not all(c.cluster("INFO")["cluster_state"] == "ok" for c in clients):
-            if time.monotonic() > deadline:
-                raise RuntimeError("local cluster did not reach cluster_state:ok")
-            time.sleep(0.1)
-        # Every node must also know every other before clients route reliably.
-        while not all(len(c.cluster("NODES")) == len(clients) for c in clients):
-            if time.monotonic() > deadline:
-                raise RuntimeError("local cluster nodes did not meet")
-            time.sleep(0.1)
+
+        def wait(done: Any, what: str) -> None:
+            while not done():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"local cluster: {what}")
+                time.sleep(0.1)
+
+        # Every node must know every other before replicas attach and clients route.
+        wait(lambda: all(len(c.cluster("NODES")) == len(clients) for c in clients), "no meet")
+        master_ids = [m.execute_command("CLUSTER MYID").decode() for m in masters]
+        for i, replica in enumerate(clients[len(masters) :]):
+            replica.execute_command("CLUSTER REPLICATE", master_ids[i % len(masters)])
+        wait(lambda: all(c.cluster("INFO")["cluster_state"] == "ok" for c in clients), "not ok")
+        wait(
+            lambda: all(
+                r.info("replication").get("master_link_status") == "up"
+                for r in clients[len(masters) :]
+            ),
+            "replicas not in sync",
+        )
 
     def stop(self) -> None:
         for node in self.nodes:

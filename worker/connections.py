@@ -63,5 +63,6 @@ async def open_stores(settings: Settings) -> Stores:
         embedded_dir=settings.embedded_dir,
         sweep_batch=settings.sweep_batch,
         reap_batch=settings.reap_batch,
+        durable_wait_ms=settings.replica_wait_ms,
     )
     return Stores(backend, TaskStore(backend, settings.store_config(), settings.security_config()))

@@ -17,7 +17,7 @@ from typing import Any
 from arq import Retry
 
 from store.errors import BackendError, InvalidArgument, StorageError, VersionConflict
-from store.tasks import TaskError
+from store.tasks import StoreError, TaskError
 from worker import envelope
 from worker.metrics import Metrics
 from worker.operations import Operation
@@ -62,7 +62,7 @@ async def _run(
 ) -> envelope.Envelope:
     try:
         return envelope.success(await operation(*bound.args, **bound.kwargs))
-    except BackendError as exc:
+    except (BackendError, StoreError) as exc:  # StoreError: the task layer's BackendError
         ctx["metrics"].backend_errors.inc(job=name)
         if ctx["job_try"] < ctx["max_tries"]:
             log.warning("%s %s: storage failed, will retry: %s", name, ctx["job_id"], exc)

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     max_tasks_per_owner: int = Field(100, gt=0)
     max_variables_bytes: int = Field(1024 * 1024, gt=0)
     allow_anonymous: bool = False
+    durable_writes: bool = False
+    durable_wait_ms: int = Field(1000, gt=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -80,6 +82,11 @@ class Settings(BaseSettings):
     @property
     def store_url_value(self) -> str:
         return (self.store_url or self.redis_url).get_secret_value()
+
+    @property
+    def replica_wait_ms(self) -> int | None:
+        """What ``RedisBackend`` takes as ``durable_wait_ms``: None unless durable writes are on."""
+        return self.durable_wait_ms if self.durable_writes else None
 
     def store_config(self) -> StoreConfig:
         return StoreConfig(

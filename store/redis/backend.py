@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import RedisCluster
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from store import checks
 from store.backend import BatchOp, BatchOutcome, Page, VersionedRecord
@@ -30,11 +30,13 @@ from store.errors import (
     NotFound,
     StorageError,
     VersionConflict,
+    WriteNotConfirmed,
 )
 from store.keys import make_key, parse_key, parse_prefix, validate_id
 from store.redis import scripts
 from store.redis.connect import RedisClient, connect
 from store.redis.keyschema import KeySchema, OwnerKeys
+from store.redis.pipelines import ScriptCall, run_pipelined
 from store.redis.scripts import BoundScript
 
 _WRITTEN, _CONFLICT = 0, 1
@@ -50,7 +52,13 @@ class ReapProgress:
 
 
 class RedisBackend(checks.CheckedWrites):
-    """A ``StorageBackend`` on a ``redis.asyncio.Redis`` or ``RedisCluster`` client."""
+    """A ``StorageBackend`` on a ``redis.asyncio.Redis`` or ``RedisCluster`` client.
+
+    With ``durable_wait_ms``, a write is acknowledged only once a replica
+    confirms it (``WAIT 1 durable_wait_ms``); one it could not confirm raises
+    ``WriteNotConfirmed``. Without it, replication is asynchronous and a
+    failover may lose the last acknowledged writes.
+    """
 
     def __init__(
         self,
@@ -61,6 +69,7 @@ class RedisBackend(checks.CheckedWrites):
         op_ttl_ms: int = checks.DEFAULT_OP_TTL_MS,
         sweep_batch: int = 1000,
         reap_batch: int = 1000,
+        durable_wait_ms: int | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if client.get_encoder().decode_responses:
@@ -73,6 +82,11 @@ class RedisBackend(checks.CheckedWrites):
         self._op_ttl_ms = checks.check_positive("op_ttl_ms", op_ttl_ms)
         self._sweep_batch = checks.check_positive("sweep_batch", sweep_batch, 5000)
         self._reap_batch = checks.check_positive("reap_batch", reap_batch)
+        self._wait_ms = (
+            None
+            if durable_wait_ms is None
+            else checks.check_positive("durable_wait_ms", durable_wait_ms)
+        )
         self._on_close = on_close
         self._write = BoundScript(client, scripts.WRITE)
         self._get = BoundScript(client, scripts.GET)
@@ -127,11 +141,9 @@ class RedisBackend(checks.CheckedWrites):
         owner_id, task_id = parse_key(key)
         op = checks.check_op_id(op_id)
         keys = self.keys.owner(owner_id)
+        call = (keys.record(task_id), keys.index), (task_id, op or "", self._op_ttl_ms)
         with _backend_errors(key):
-            existed = await self._delete(
-                keys=(keys.record(task_id), keys.index),
-                args=(task_id, op or "", self._op_ttl_ms),
-            )
+            existed = await self._call(self._delete, call, key)
         return bool(existed)
 
     async def list_by_prefix(self, prefix: str) -> list[tuple[str, VersionedRecord]]:
@@ -185,13 +197,12 @@ class RedisBackend(checks.CheckedWrites):
             except StorageError as exc:
                 outcomes.append(exc)
         with _backend_errors(None):
-            if isinstance(self.client, RedisCluster):
-                calls = [self._write(*self._write_call(w)) for _, w in valid]
-                replies = await asyncio.gather(*calls, return_exceptions=True)
-            else:
-                replies = await self._pipelined_writes([w for _, w in valid])
+            replies = await self._batch_replies([w for _, w in valid])
             due: dict[str, int] = {}
             for (i, w), reply in zip(valid, replies, strict=True):
+                if isinstance(reply, StorageError):
+                    outcomes[i] = reply
+                    continue
                 if isinstance(reply, BaseException):
                     outcomes[i] = BackendError(w.key, f"Redis failed: {reply}")
                     continue
@@ -205,16 +216,26 @@ class RedisBackend(checks.CheckedWrites):
                 await self._redis.zadd(self.keys.due, due, lt=True)
         return outcomes
 
-    async def _pipelined_writes(self, requests: list[checks.WriteRequest]) -> list[Any]:
-        """One pipeline of write scripts; loads the script and retries if the server forgot it."""
-        for attempt in range(2):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for w in requests:
-                    self._write.queue(pipe, *self._write_call(w))
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
-            if attempt or not any(isinstance(r, NoScriptError) for r in replies):
-                break
-            await self._write.load()
+    async def _batch_replies(self, requests: list[checks.WriteRequest]) -> list[Any]:
+        """One pipeline on a server; on a cluster, concurrent calls (keys span slots)."""
+        calls = [self._write_call(w) for w in requests]
+        if not calls:
+            return []
+        if isinstance(self.client, RedisCluster):
+            pending = (
+                self._call(self._write, call, w.key)
+                for call, w in zip(calls, requests, strict=True)
+            )
+            return list(await asyncio.gather(*pending, return_exceptions=True))
+        replies, confirmed = await run_pipelined(
+            self.client, self._write, calls, wait_ms=self._wait_ms
+        )
+        if confirmed == 0:
+            wait_ms = self._wait_ms or 0
+            return [
+                WriteNotConfirmed(w.key, wait_ms) if _is_written(r) else r
+                for r, w in zip(replies, requests, strict=True)
+            ]
         return replies
 
     async def applied_version(self, key: str, op_id: str) -> int | None:
@@ -256,12 +277,25 @@ class RedisBackend(checks.CheckedWrites):
 
     async def _apply_write(self, w: checks.WriteRequest) -> int:
         with _backend_errors(w.key):
-            reply = await self._write(*self._write_call(w))
+            reply = await self._call(self._write, self._write_call(w), w.key)
             if reply[2]:
                 await self._redis.zadd(self.keys.due, {w.owner_id: reply[2]}, lt=True)
         return _written(w, reply)
 
-    def _write_call(self, w: checks.WriteRequest) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    async def _call(self, script: BoundScript, call: ScriptCall, key: str) -> Any:
+        """One script call; with durable writes, confirmed by a replica or ``WriteNotConfirmed``."""
+        if self._wait_ms is None:
+            return await script(*call)
+        (reply,), confirmed = await run_pipelined(
+            self.client, script, [call], wait_ms=self._wait_ms
+        )
+        if isinstance(reply, BaseException):
+            raise reply
+        if not confirmed:
+            raise WriteNotConfirmed(key, self._wait_ms)
+        return reply
+
+    def _write_call(self, w: checks.WriteRequest) -> ScriptCall:
         """KEYS and ARGV of ``write.lua`` for one request."""
         keys = self.keys.owner(w.owner_id)
         options = (
@@ -401,6 +435,10 @@ def _written(w: checks.WriteRequest, reply: Sequence[Any]) -> int:
     if status == _CONFLICT:
         raise VersionConflict(w.key, int(judged), int(value), reply[4] if len(reply) > 4 else None)
     raise CapacityExceeded(w.owner_id, int(value))
+
+
+def _is_written(reply: Any) -> bool:
+    return not isinstance(reply, BaseException) and reply[0] == _WRITTEN
 
 
 def _arg(value: int | None) -> int | str:

@@ -10,6 +10,7 @@ local expiry_key, op_key = tag .. 'exp', tag .. 'op:' .. ARGV[2]
 if ARGV[2] ~= '' then
   local seen = redis.call('GET', op_key)
   if seen then
+    redis.call('PEXPIRE', op_key, ARGV[3])  -- replicated, for a WAIT after it (see write.lua)
     return tonumber(seen)
   end
 end

@@ -13,7 +13,7 @@
 --   when it became the owner's earliest, for the caller to lower the due-index.
 --   expected echoes the expected version the outcome was judged against.
 -- With an op id already seen, the first outcome is returned and nothing
--- changes; a conflict replays only for the same expected version, so the same
+-- changes but the outcome's own TTL; a conflict replays only for the same expected version, so the same
 -- op retried after a fresh read is a new attempt.
 
 local expected, expiry, created, capacity, op_ttl =
@@ -27,6 +27,9 @@ if op_id ~= '' then
   if seen then
     local status, value, judged = string.match(seen, '^(%d+):(%d+):(%d*)$')
     if status ~= '1' or judged == expected then
+      -- Refreshing the outcome makes the replay a replicated write, so a WAIT
+      -- after it also covers the first run, which may not have reached a replica.
+      redis.call('PEXPIRE', op_key, op_ttl)
       return {tonumber(status), tonumber(value), 0, tonumber(judged) or 0}
     end
   end

@@ -115,13 +115,12 @@ async def test_killed_worker_loses_no_increment_and_applies_none_twice(
             owners = [unique() for _ in range(50)]
             keys = [make_key(owners[i % 50], f"counter{i}") for i in range(2000)]
             await asyncio.gather(*(client.stores.backend.put(k, b"0") for k in keys))
-            # All 2,000 increments are queued before any worker runs: a backlog,
-            # so each worker always holds claimed jobs and the killed one dies
-            # holding some.
+            # All 2,000 increments are queued before the first worker runs: a
+            # backlog it alone drains, so it always holds claimed jobs and dies
+            # holding some; the others start only once it is frozen.
             handles = [await client.enqueue_put_if_version(k, b"1", 1) for k in keys]
             first = WorkerProcess(settings, tmp_path / "first.log")
-            second = WorkerProcess(settings, tmp_path / "second.log")
-            await wait_for_worker(settings, count=2)
+            await wait_for_worker(settings)
 
             # Freeze the first worker at an instant when it has started a job
             # (by its own log) that has not replied yet, then kill it there.
@@ -143,6 +142,7 @@ async def test_killed_worker_loses_no_increment_and_applies_none_twice(
             assert await caught()
             assert await client.pool.zcard(settings.queue_name) > 100
             first.stop(signal.SIGKILL)
+            second = WorkerProcess(settings, tmp_path / "second.log")
             third = WorkerProcess(settings, tmp_path / "third.log")
             outcomes = await asyncio.gather(*(h.result() for h in handles))
             assert outcomes == [2] * len(keys)
