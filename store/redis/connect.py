@@ -42,6 +42,10 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
+def is_tls(url: str) -> bool:
+    return urlsplit(url).scheme in ("rediss", "rediss+cluster")
+
+
 def is_embedded(url: str) -> bool:
     return url == EMBEDDED or url.startswith(f"{EMBEDDED}:")
 

@@ -53,8 +53,9 @@ def isolated_settings(url: str, label: str = "w", **overrides: Any) -> Settings:
 def raw_redis(settings: Settings) -> Redis:
     """A plain client on the queue's Redis, for planting and inspecting keys."""
     url = settings.queue_url
+    tls: dict[str, Any] = settings.tls_options(url)
     client: Redis = Redis.from_url(
-        EmbeddedRedis(settings.embedded_dir).url if url == "embedded" else url
+        EmbeddedRedis(settings.embedded_dir).url if url == "embedded" else url, **tls
     )
     return client
 
