@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,15 @@ def server_binary() -> str:
         entry for entry in os.environ.get("PATH", "").split(os.pathsep) if Path(entry) != venv_bin
     )
     return shutil.which("redis-server", path=path) or redis_server_binary()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 def _free(port: int) -> bool:
@@ -144,6 +154,11 @@ class RedisProcess:
                     raise RuntimeError(f"redis-server on port {self.port} did not start") from None
                 time.sleep(0.05)
 
+    def synced(self) -> bool:
+        """Whether this server, a replica, has its link to the primary up."""
+        info: Any = self.client().info("replication")
+        return bool(info.get("master_link_status") == "up")
+
     def kill(self) -> None:
         """SIGKILL, as in a crash: no shutdown, nothing saved."""
         process, self.process = self.process, None
@@ -192,27 +207,21 @@ class LocalCluster:
             client.execute_command("CLUSTER ADDSLOTS", *range(i * per_node, last + 1))
         for node in self.nodes[1:]:
             clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
-        deadline = time.monotonic() + timeout_s
-
-        def wait(done: Any, what: str) -> None:
-            while not done():
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"local cluster: {what}")
-                time.sleep(0.1)
-
         # Every node must know every other before replicas attach and clients route.
-        wait(lambda: all(len(c.cluster("NODES")) == len(clients) for c in clients), "no meet")
+        wait_for(
+            lambda: all(len(c.cluster("NODES")) == len(clients) for c in clients),
+            "cluster nodes to meet",
+            timeout_s,
+        )
         master_ids = [m.execute_command("CLUSTER MYID").decode() for m in masters]
         for i, replica in enumerate(clients[len(masters) :]):
             replica.execute_command("CLUSTER REPLICATE", master_ids[i % len(masters)])
-        wait(lambda: all(c.cluster("INFO")["cluster_state"] == "ok" for c in clients), "not ok")
-        wait(
-            lambda: all(
-                r.info("replication").get("master_link_status") == "up"
-                for r in clients[len(masters) :]
-            ),
-            "replicas not in sync",
+        wait_for(
+            lambda: all(c.cluster("INFO")["cluster_state"] == "ok" for c in clients),
+            "cluster_state:ok",
+            timeout_s,
         )
+        wait_for(lambda: all(r.synced() for r in self.replicas), "replicas to sync", timeout_s)
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -10,7 +10,7 @@ import redis
 
 from store import BatchOp, NotFound, RedisBackend, VersionedRecord, WriteNotConfirmed, make_key
 from tests.harness import unique
-from tests.servers import RedisProcess, free_ports
+from tests.servers import RedisProcess, free_ports, wait_for
 
 
 @pytest.fixture
@@ -28,6 +28,7 @@ def primary_and_replica(tmp_path: Path) -> Iterator[tuple[RedisProcess, RedisPro
     try:
         replica.start()
         try:
+            wait_for(replica.synced, "the replica to sync")
             yield primary, replica
         finally:
             replica.stop()
