@@ -187,7 +187,7 @@ class RedisBackend(checks.CheckedWrites):
             removed += sum(results)
 
     async def apply_batch(self, ops: Sequence[BatchOp]) -> list[BatchOutcome]:
-        """Every op's script in one pipelined round trip (concurrent calls on a cluster)."""
+        """Every op's script in one pipelined round trip (one per primary on a cluster)."""
         outcomes: list[BatchOutcome] = []
         valid: list[tuple[int, checks.WriteRequest]] = []
         for op in ops:
@@ -217,16 +217,34 @@ class RedisBackend(checks.CheckedWrites):
         return outcomes
 
     async def _batch_replies(self, requests: list[checks.WriteRequest]) -> list[Any]:
-        """One pipeline on a server; on a cluster, concurrent calls (keys span slots)."""
+        """Replies in request order: one pipeline per primary, so each primary applies in order."""
         calls = [self._write_call(w) for w in requests]
+        groups = self._by_primary(calls)
+        results = await asyncio.gather(
+            *(self._pipelined([calls[i] for i in g], [requests[i] for i in g]) for g in groups),
+            return_exceptions=True,
+        )
+        replies: list[Any] = [None] * len(calls)
+        for group, result in zip(groups, results, strict=True):
+            for n, i in enumerate(group):
+                replies[i] = result if isinstance(result, BaseException) else result[n]
+        return replies
+
+    def _by_primary(self, calls: Sequence[ScriptCall]) -> list[list[int]]:
+        """Indexes of ``calls`` grouped by the primary of their slot (all of them on one server)."""
         if not calls:
             return []
-        if isinstance(self.client, RedisCluster):
-            pending = (
-                self._call(self._write, call, w.key)
-                for call, w in zip(calls, requests, strict=True)
-            )
-            return list(await asyncio.gather(*pending, return_exceptions=True))
+        if not isinstance(self.client, RedisCluster):
+            return [list(range(len(calls)))]
+        groups: dict[str, list[int]] = {}
+        for i, (keys, _) in enumerate(calls):
+            node = self.client.get_node_from_key(keys[0])
+            groups.setdefault(node.name if node is not None else "", []).append(i)
+        return list(groups.values())
+
+    async def _pipelined(
+        self, calls: Sequence[ScriptCall], requests: Sequence[checks.WriteRequest]
+    ) -> list[Any]:
         replies, confirmed = await run_pipelined(
             self.client, self._write, calls, wait_ms=self._wait_ms
         )

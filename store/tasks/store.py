@@ -92,13 +92,10 @@ class TaskStore:
         with _storage_errors(None):
             page = await self.backend.list_page(owner, cursor, limit)
         tasks = []
-        for key, record in page.items:
+        for _, record in page.items:
             # Raw records stored under the same owner are not tasks: leave them out.
-            try:
-                task = self._parse(record.data, key)
-            except StoreError:
-                continue
-            if task.owner_id == owner:
+            task = _parse(record.data)
+            if task is not None and task.owner_id == owner:
                 tasks.append(task)
         return TaskPage(tasks, page.next_cursor)
 
@@ -262,19 +259,14 @@ class TaskStore:
         key = _key(owner, task_id)
         with _storage_errors(task_id):
             stored = await self.backend.get(key)
-        record = self._parse(stored.data, key)
-        if record.owner_id != owner or record.task_id != task_id:
+        record = _parse(stored.data)
+        # Raw data, or another owner's task copied here, is no task of this owner's.
+        if record is None or record.owner_id != owner or record.task_id != task_id:
             raise TaskNotFound(task_id)
         expires = record.expires_at_ms
         if expires is not None and expires <= self._clock():
             raise TaskExpired(task_id)
         return record, stored.version
-
-    def _parse(self, data: bytes, key: str) -> TaskRecord:
-        try:
-            return TaskRecord.from_bytes(data)
-        except ValidationError as exc:
-            raise StoreError(f"stored task at {key!r} is not a task record") from exc
 
     def _owner(self, owner_id: object) -> str:
         if owner_id in ("", ANONYMOUS_OWNER, None):
@@ -362,3 +354,11 @@ def _storage_errors(task_id: str | None) -> Iterator[None]:
         raise
     except (BackendError, StorageError) as exc:
         raise StoreError(f"storage failed: {exc}") from exc
+
+
+def _parse(data: bytes) -> TaskRecord | None:
+    """The task record in ``data``; None for raw data stored through the backend directly."""
+    try:
+        return TaskRecord.from_bytes(data)
+    except ValidationError:
+        return None

@@ -293,3 +293,18 @@ async def test_bad_status_and_request_method_are_refused(tasks: TaskStore) -> No
     for method in ("", None, "m" * 300):
         with pytest.raises(InvalidParams):
             await tasks.create(owner, method)  # type: ignore[arg-type]
+
+
+async def test_raw_data_under_a_task_key_is_no_task(tasks: TaskStore) -> None:
+    owner = unique()
+    key = make_key(owner, "raw")
+    await tasks.backend.put(key, b"not a task record")
+    for call in (
+        tasks.get("raw", owner),
+        tasks.set_variables("raw", owner, {"a": 1}),
+        tasks.cancel("raw", owner),
+    ):
+        with pytest.raises(TaskNotFound):
+            await call
+    assert (await tasks.list(owner)).tasks == []
+    assert (await tasks.backend.get(key)).data == b"not a task record"
