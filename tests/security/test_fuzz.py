@@ -9,11 +9,10 @@ one owner the call named, when that owner id is valid.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -21,7 +20,7 @@ from redis.asyncio import Redis
 from store import BackendError, StorageError, make_key
 from store.keys import validate_id
 from store.tasks import StoreError, TaskError
-from tests.worker.conftest import isolated_settings, served_client
+from tests.security.conftest import keyspace
 from worker.client import TaskStoreClient
 from worker.settings import Settings
 
@@ -162,22 +161,6 @@ def _owner_named(target: Target, name: str, args: tuple[Any, ...]) -> object:
     return str(owner) if name in ("put", "put_if_version", "delete") else owner
 
 
-@pytest.fixture(scope="module")
-def fuzz_settings(redis_url: str) -> Settings:
-    return isolated_settings(redis_url, "cfuzz", max_tasks_per_owner=1000)
-
-
-@pytest.fixture
-async def fuzz_client(fuzz_settings: Settings) -> AsyncIterator[TaskStoreClient]:
-    async with served_client(fuzz_settings) as client:
-        yield client
-
-
-async def _snapshot(redis: Redis, prefix: str) -> dict[bytes, bytes | None]:
-    keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
-    return {k: await redis.dump(k) for k in keys}
-
-
 def _owner_keys(prefix: str, owner: object) -> Callable[[bytes], bool]:
     """Keys a call naming ``owner`` may change: that owner's (if the id is valid) and ``due``."""
     try:
@@ -208,7 +191,7 @@ async def test_adversarial_arguments_fail_typed_and_touch_no_other_owner(
     target = Target(fuzz_client, direct, real.owner_id, real.task_id)
     redis = Redis.from_url(fuzz_settings.queue_url)
     try:
-        before = await _snapshot(redis, prefix)
+        before = await keyspace(redis, prefix)
         refusal: Exception | None = None
         try:
             await call(target, args)
@@ -217,7 +200,7 @@ async def test_adversarial_arguments_fail_typed_and_touch_no_other_owner(
         event(f"{name}: {type(refusal).__name__ if refusal else 'ok'}")
         # Bad input is refused as such, never as a failure of the server.
         assert not isinstance(refusal, BackendError | StoreError), refusal
-        after = await _snapshot(redis, prefix)
+        after = await keyspace(redis, prefix)
         changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
         may_change = _owner_keys(prefix, _owner_named(target, name, args))
         assert all(may_change(k) for k in changed), (name, sorted(changed)[:5])

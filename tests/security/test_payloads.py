@@ -7,17 +7,15 @@ import json
 import pickle
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from store import make_key
 from tests.harness import unique
-from tests.worker.conftest import isolated_settings, served_client
+from tests.security.conftest import keyspace
 from worker.client import TaskStoreClient
 from worker.serialization import deserialize
 from worker.settings import Settings
@@ -52,22 +50,6 @@ BAD_PAYLOADS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def payload_settings(redis_url: str) -> Settings:
-    return isolated_settings(redis_url, "fuzz")
-
-
-@pytest.fixture
-async def fuzz_client(payload_settings: Settings) -> AsyncIterator[TaskStoreClient]:
-    async with served_client(payload_settings) as client:
-        yield client
-
-
-async def _snapshot(redis: Redis, prefix: str) -> dict[bytes, bytes | None]:
-    keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
-    return {k: await redis.dump(k) for k in sorted(keys)}
-
-
 async def _push_and_wait(redis: Redis, queue: str, payload: bytes) -> dict[str, Any]:
     job_id = uuid.uuid4().hex
     await redis.set(f"arq:job:{job_id}", payload, px=60_000)
@@ -89,16 +71,16 @@ def _failed(result: dict[str, Any]) -> bool:
 
 
 async def test_bad_payloads_fail_and_change_nothing(
-    fuzz_client: TaskStoreClient, payload_settings: Settings
+    fuzz_client: TaskStoreClient, fuzz_settings: Settings
 ) -> None:
     owner = unique()
     await fuzz_client.put(make_key(owner, "kept"), b"valid")
-    redis = Redis.from_url(payload_settings.queue_url)
-    before = await _snapshot(redis, payload_settings.key_prefix)
+    redis = Redis.from_url(fuzz_settings.queue_url)
+    before = await keyspace(redis, fuzz_settings.key_prefix)
     try:
         for payload in BAD_PAYLOADS:
-            assert _failed(await _push_and_wait(redis, payload_settings.queue_name, payload))
-        assert await _snapshot(redis, payload_settings.key_prefix) == before
+            assert _failed(await _push_and_wait(redis, fuzz_settings.queue_name, payload))
+        assert await keyspace(redis, fuzz_settings.key_prefix) == before
         assert await fuzz_client.put(make_key(owner, "after"), b"x") == 1
     finally:
         await redis.aclose()
@@ -109,12 +91,12 @@ async def test_bad_payloads_fail_and_change_nothing(
 )
 @given(payload=st.binary(max_size=200))
 async def test_random_bytes_on_the_queue_fail_and_change_nothing(
-    fuzz_client: TaskStoreClient, payload_settings: Settings, payload: bytes
+    fuzz_client: TaskStoreClient, fuzz_settings: Settings, payload: bytes
 ) -> None:
-    redis = Redis.from_url(payload_settings.queue_url)
+    redis = Redis.from_url(fuzz_settings.queue_url)
     try:
-        before = await _snapshot(redis, payload_settings.key_prefix)
-        assert _failed(await _push_and_wait(redis, payload_settings.queue_name, payload))
-        assert await _snapshot(redis, payload_settings.key_prefix) == before
+        before = await keyspace(redis, fuzz_settings.key_prefix)
+        assert _failed(await _push_and_wait(redis, fuzz_settings.queue_name, payload))
+        assert await keyspace(redis, fuzz_settings.key_prefix) == before
     finally:
         await redis.aclose()

@@ -1,0 +1,29 @@
+"""What the adversarial-input tests share: a served client and a snapshot of the store's keys."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.worker.conftest import isolated_settings, served_client
+from worker.client import TaskStoreClient
+from worker.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def fuzz_settings(redis_url: str) -> Settings:
+    return isolated_settings(redis_url, "fuzz", max_tasks_per_owner=1000)
+
+
+@pytest.fixture
+async def fuzz_client(fuzz_settings: Settings) -> AsyncIterator[TaskStoreClient]:
+    async with served_client(fuzz_settings) as client:
+        yield client
+
+
+async def keyspace(redis: Redis, prefix: str) -> dict[bytes, bytes | None]:
+    """Every key under ``prefix`` with its DUMP, to compare before and after a call."""
+    keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
+    return {k: await redis.dump(k) for k in keys}
