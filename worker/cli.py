@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,6 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except (StorageError, TaskError) as exc:
         print(f"taskstore {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`taskstore list x | head`): stop quietly, and
+        # point stdout at /dev/null so the interpreter's final flush cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
 
 

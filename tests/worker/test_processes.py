@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -193,3 +195,22 @@ def test_env_example_documents_every_setting() -> None:
         line.split("=", 1)[0] for line in example.splitlines() if line.startswith("TASKSTORE_")
     }
     assert documented == {f"TASKSTORE_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_a_reader_that_goes_away_ends_a_command_quietly(settings: Settings) -> None:
+    reader, writer = os.pipe()
+    os.close(reader)  # as `taskstore stats | head -0` would
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "worker.cli", "stats"],
+            env=settings_env(settings),
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert result.returncode == 1
+    assert result.stderr == ""
