@@ -11,6 +11,7 @@ import redis
 from store import BatchOp, NotFound, RedisBackend, VersionedRecord, WriteNotConfirmed, make_key
 from tests.harness import unique
 from tests.servers import RedisProcess, free_ports, wait_for
+from tests.worker.conftest import isolated_settings, served_client
 
 
 @pytest.fixture
@@ -93,3 +94,15 @@ async def test_writes_confirmed_by_a_replica_are_on_it(
         assert await promoted.get(second) == VersionedRecord(b"s", 1)
         with pytest.raises(NotFound):
             await promoted.get(gone)
+
+
+async def test_the_worker_reports_a_write_it_could_not_confirm(redis_url: str) -> None:
+    settings = isolated_settings(
+        redis_url, "dur", durable_writes=True, durable_wait_ms=20, max_tries=2
+    )
+    async with served_client(settings) as client:
+        key = make_key(unique(), "t")
+        with pytest.raises(WriteNotConfirmed):
+            await client.put(key, b"x")
+        # Each try replayed the first outcome: one version, written once.
+        assert await client.get(key) == VersionedRecord(b"x", 1)
