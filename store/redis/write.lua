@@ -13,8 +13,8 @@
 --   when it became the owner's earliest, for the caller to lower the due-index.
 --   expected echoes the expected version the outcome was judged against.
 -- With an op id already seen, the first outcome is returned and nothing
--- changes but the outcome's own TTL; a conflict replays only for the same expected version, so the same
--- op retried after a fresh read is a new attempt.
+-- changes but the outcome's own TTL; a conflict replays only for the same
+-- expected version, so the same op retried after a fresh read is a new attempt.
 
 local expected, expiry, created, capacity, op_ttl =
   string.match(ARGV[4], '^(%d*),(%d*),(%d*),(%d*),(%d+)$')

@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from store import BatchOp, NotFound, RedisBackend, VersionedRecord, WriteNotConfirmed, make_key
+from store.tasks import StoreError
 from tests.harness import unique
 from tests.servers import RedisProcess, free_ports, wait_for
 from tests.worker.conftest import isolated_settings, served_client
@@ -106,3 +107,8 @@ async def test_the_worker_reports_a_write_it_could_not_confirm(redis_url: str) -
             await client.put(key, b"x")
         # Each try replayed the first outcome: one version, written once.
         assert await client.get(key) == VersionedRecord(b"x", 1)
+        # Through the task API the same failure is the task layer's StoreError.
+        owner = unique()
+        with pytest.raises(StoreError, match="no replica confirmed"):
+            await client.create_task(owner, "tools/call", op_id="create-1")
+        assert len((await client.list_tasks(owner)).tasks) == 1
