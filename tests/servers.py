@@ -120,11 +120,15 @@ class RedisProcess:
         scheme = "rediss" if self.tls else "redis"
         return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
 
-    def client(self) -> redis.Redis:
-        """A plain synchronous client, logged in as the URL is."""
+    def client(self, username: str | None = None, password: str | None = None) -> redis.Redis:
+        """A plain synchronous client, logged in as the URL is unless told otherwise."""
         tls: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(self.tls.ca)} if self.tls else {}
         return redis.Redis(
-            port=self.port, username=self.username, password=self.password, socket_timeout=1, **tls
+            port=self.port,
+            username=username or self.username,
+            password=password or self.password,
+            socket_timeout=1,
+            **tls,
         )
 
     def start(self, timeout_s: float = 10.0) -> None:

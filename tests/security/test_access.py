@@ -59,8 +59,7 @@ def guarded_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Re
 
 
 def admin(server: RedisProcess) -> Any:
-    tls: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(server.tls.ca)} if server.tls else {}
-    return redis.Redis(port=server.port, username="admin", password=ADMIN_PASSWORD, **tls)
+    return server.client("admin", ADMIN_PASSWORD)
 
 
 def guarded_settings(server: RedisProcess, tmp_path: Path, url: str | None = None) -> Settings:
