@@ -85,10 +85,13 @@ async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[
 
 
 @asynccontextmanager
-async def served_client(settings: Settings) -> AsyncIterator[TaskStoreClient]:
-    """A client with an in-process worker behind it; the test's keys are dropped after."""
+async def served_client(settings: Settings, **overrides: Any) -> AsyncIterator[TaskStoreClient]:
+    """A client with an in-process worker (``overrides`` for arq) behind it; keys dropped after."""
     try:
-        async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+        async with (
+            running_worker(settings, **overrides),
+            TaskStoreClient.connect(settings) as client,
+        ):
             yield client
     finally:
         await drop_test_keys(settings)
