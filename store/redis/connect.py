@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import RedisClusterException, RedisError
 
 from store.errors import BackendError, InvalidArgument
@@ -50,6 +51,32 @@ def is_embedded(url: str) -> bool:
     return url == EMBEDDED or url.startswith(f"{EMBEDDED}:")
 
 
+class Seeds(dict[str, ClusterNode]):
+    """A cluster client's startup nodes that never run dry.
+
+    redis-py before 7.2 (arq pins it below 6) drops a node from its startup
+    nodes on every connection error and then closes every connection, which
+    fails the commands in flight on the other nodes too; under load, a single
+    failover can drop them all, and the client then refuses every command for
+    good ("Redis Cluster cannot be connected"). When the last one goes, every
+    node ever seen comes back, and rediscovery skips the dead ones.
+    """
+
+    def __init__(self, nodes: dict[str, ClusterNode]) -> None:
+        super().__init__(nodes)
+        self._seen = dict(nodes)
+
+    def __setitem__(self, name: str, node: ClusterNode) -> None:
+        super().__setitem__(name, node)
+        self._seen[name] = node
+
+    def pop(self, name: str, *default: Any) -> Any:
+        node = super().pop(name, *default)
+        if not self:
+            self.update(self._seen)
+        return node
+
+
 @dataclass
 class Connection:
     """A connected client and, for ``embedded``, the server behind it."""
@@ -78,7 +105,9 @@ async def connect(
             client: RedisClient = Redis.from_url(server.url, **options)
         elif scheme in CLUSTER_SCHEMES:
             plain = urlunsplit(urlsplit(url)._replace(scheme=CLUSTER_SCHEMES[scheme]))
-            client = RedisCluster.from_url(plain, **options)
+            cluster = RedisCluster.from_url(plain, **options)
+            cluster.nodes_manager.startup_nodes = Seeds(cluster.nodes_manager.startup_nodes)
+            client = cluster
         elif scheme in ("redis", "rediss", "unix"):
             client = Redis.from_url(url, **options)
         else:

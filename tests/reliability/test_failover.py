@@ -53,7 +53,8 @@ class Writer:
                 version = conflict.actual  # an unacknowledged try that did land
             except BackendError as exc:
                 self.failures += 1
-                self.errors.append(type(exc.__cause__ or exc).__name__)
+                cause = exc.__cause__ or exc
+                self.errors.append(f"{type(cause).__name__}: {str(cause)[:120]}")
                 version = await self._reread(backend, stop)
                 await asyncio.sleep(0.02)
 
