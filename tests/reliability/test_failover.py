@@ -81,8 +81,8 @@ def replicated_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
 
 def promoted(replica: RedisProcess) -> bool:
     try:
-        client: Any = redis.Redis(port=replica.port)
-        return bool(client.info("replication")["role"] == "master")
+        info: Any = replica.client().info("replication")
+        return bool(info["role"] == "master")
     except redis.RedisError:
         return False
 
