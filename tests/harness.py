@@ -71,6 +71,14 @@ async def drop_keys(backend: RedisBackend) -> None:
         await client.unlink(key)
 
 
+def nested(depth: int) -> object:
+    """A JSON value ``depth`` lists deep, for the limits on nesting."""
+    value: object = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 async def server_ms(backend: RedisBackend) -> int:
     seconds, micros = await backend.client.time()
     return int(seconds) * 1000 + int(micros) // 1000

@@ -87,6 +87,10 @@ class RedisBackend(checks.CheckedWrites):
             if durable_wait_ms is None
             else checks.check_positive("durable_wait_ms", durable_wait_ms)
         )
+        # Chosen once: a plain write awaits its script with no frame in between.
+        self._run: Callable[[BoundScript, ScriptCall, str], Awaitable[Any]] = (
+            _unconfirmed if self._wait_ms is None else self._confirmed
+        )
         self._on_close = on_close
         self._write = BoundScript(client, scripts.WRITE)
         self._get = BoundScript(client, scripts.GET)
@@ -143,7 +147,7 @@ class RedisBackend(checks.CheckedWrites):
         keys = self.keys.owner(owner_id)
         call = (keys.record(task_id), keys.index), (task_id, op or "", self._op_ttl_ms)
         with _backend_errors(key):
-            existed = await self._call(self._delete, call, key)
+            existed = await self._run(self._delete, call, key)
         return bool(existed)
 
     async def list_by_prefix(self, prefix: str) -> list[tuple[str, VersionedRecord]]:
@@ -219,7 +223,9 @@ class RedisBackend(checks.CheckedWrites):
     async def _batch_replies(self, requests: list[checks.WriteRequest]) -> list[Any]:
         """Replies in request order: one pipeline per primary, so each primary applies in order."""
         calls = [self._write_call(w) for w in requests]
-        groups = self._by_primary(calls)
+        if not isinstance(self.client, RedisCluster):
+            return await self._pipelined(calls, requests) if calls else []
+        groups = self._by_primary(self.client, calls)
         results = await asyncio.gather(
             *(self._pipelined([calls[i] for i in g], [requests[i] for i in g]) for g in groups),
             return_exceptions=True,
@@ -230,15 +236,12 @@ class RedisBackend(checks.CheckedWrites):
                 replies[i] = result if isinstance(result, BaseException) else result[n]
         return replies
 
-    def _by_primary(self, calls: Sequence[ScriptCall]) -> list[list[int]]:
-        """Indexes of ``calls`` grouped by the primary of their slot (all of them on one server)."""
-        if not calls:
-            return []
-        if not isinstance(self.client, RedisCluster):
-            return [list(range(len(calls)))]
+    @staticmethod
+    def _by_primary(cluster: RedisCluster, calls: Sequence[ScriptCall]) -> list[list[int]]:
+        """Indexes of ``calls`` grouped by the primary of their slot, in order within a group."""
         groups: dict[str, list[int]] = {}
         for i, (keys, _) in enumerate(calls):
-            node = self.client.get_node_from_key(keys[0])
+            node = cluster.get_node_from_key(keys[0])
             groups.setdefault(node.name if node is not None else "", []).append(i)
         return list(groups.values())
 
@@ -295,15 +298,14 @@ class RedisBackend(checks.CheckedWrites):
 
     async def _apply_write(self, w: checks.WriteRequest) -> int:
         with _backend_errors(w.key):
-            reply = await self._call(self._write, self._write_call(w), w.key)
+            reply = await self._run(self._write, self._write_call(w), w.key)
             if reply[2]:
                 await self._redis.zadd(self.keys.due, {w.owner_id: reply[2]}, lt=True)
         return _written(w, reply)
 
-    async def _call(self, script: BoundScript, call: ScriptCall, key: str) -> Any:
-        """One script call; with durable writes, confirmed by a replica or ``WriteNotConfirmed``."""
-        if self._wait_ms is None:
-            return await script(*call)
+    async def _confirmed(self, script: BoundScript, call: ScriptCall, key: str) -> Any:
+        """One script call confirmed by a replica, or ``WriteNotConfirmed``."""
+        assert self._wait_ms is not None
         (reply,), confirmed = await run_pipelined(
             self.client, script, [call], wait_ms=self._wait_ms
         )
@@ -453,6 +455,11 @@ def _written(w: checks.WriteRequest, reply: Sequence[Any]) -> int:
     if status == _CONFLICT:
         raise VersionConflict(w.key, int(judged), int(value), reply[4] if len(reply) > 4 else None)
     raise CapacityExceeded(w.owner_id, int(value))
+
+
+def _unconfirmed(script: BoundScript, call: ScriptCall, key: str) -> Awaitable[Any]:
+    """A plain script call (``key`` is for the confirmed kind's error)."""
+    return script(*call)
 
 
 def _is_written(reply: Any) -> bool:

@@ -20,6 +20,7 @@ import pytest
 
 from store import RedisBackend
 from store.tasks import TaskNotFound, TaskStatus
+from tests.harness import server_ms
 from tests.reliability.soak import Mutation, State, explains, histories, read_logs
 from tests.reliability.soak_producer import OWNERS
 from tests.worker.conftest import (
@@ -78,7 +79,7 @@ async def test_soak_histories_are_sequential_and_nothing_expired_stays_listed(
         async with TaskStoreClient.connect(settings) as client:
             backend = client.stores.backend
             assert isinstance(backend, RedisBackend)
-            now_ms = await _server_ms(client)
+            now_ms = await server_ms(backend)
             gone = 0
             for task_id, history in tasks.items():
                 try:
@@ -126,11 +127,6 @@ async def test_soak_histories_are_sequential_and_nothing_expired_stays_listed(
         for worker in workers:
             worker.stop()
         await drop_test_keys(settings)
-
-
-async def _server_ms(client: TaskStoreClient) -> int:
-    seconds, micros = await client.pool.time()
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 # The checker itself, on histories made by hand: it must reject what is wrong.

@@ -21,7 +21,7 @@ import redis
 
 from store import BatchOp, make_key
 from tests.servers import RedisProcess, TlsFiles, free_ports, make_tls_files
-from tests.worker.conftest import WorkerProcess, python, settings_env, wait_for_worker
+from tests.worker.conftest import WorkerProcess, cli, wait_for_worker
 from worker.client import TaskStoreClient
 from worker.settings import Settings, load_settings
 
@@ -116,9 +116,8 @@ async def test_the_documented_acl_user_is_enough_for_every_operation(
                 await asyncio.sleep(0.2)
             assert await client.count(owner) == 3
 
-        env = settings_env(settings)
         for command in (["sweep"], ["reap"], ["stats"], ["health"], ["list", owner]):
-            result = python("-m", "worker.cli", *command, env=env, cwd=tmp_path)
+            result = cli(settings, *command, cwd=tmp_path)
             assert result.returncode == 0, (command, result.stderr)
         assert worker.stop(signal.SIGTERM) == 0
         assert "NOPERM" not in worker.output()
@@ -146,8 +145,7 @@ def test_a_wrong_password_stops_the_worker_without_showing_it(
 ) -> None:
     assert guarded_redis.password is not None
     wrong = guarded_redis.url.replace(guarded_redis.password, "wrong-Pa55-also-secret")
-    env = settings_env(guarded_settings(guarded_redis, tmp_path, wrong))
-    result = python("-m", "worker.cli", "worker", env=env, cwd=tmp_path)
+    result = cli(guarded_settings(guarded_redis, tmp_path, wrong), "worker", cwd=tmp_path)
     assert result.returncode == 1
     scheme = "rediss" if guarded_redis.tls else "redis"
     assert f"{scheme}://{USER}:***@127.0.0.1:{guarded_redis.port}/0" in result.stderr

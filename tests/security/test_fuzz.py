@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from store import BackendError, StorageError, make_key
 from store.keys import validate_id
 from store.tasks import StoreError, TaskError
+from tests.harness import nested
 from tests.security.conftest import keyspace
 from worker.client import TaskStoreClient
 from worker.settings import Settings
@@ -51,13 +52,6 @@ versions = st.one_of(
 )
 
 
-def _deep(depth: int) -> Any:
-    value: Any = "leaf"
-    for _ in range(depth):
-        value = {"d": value}
-    return value
-
-
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8)),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
@@ -65,7 +59,7 @@ json_values = st.recursive(
 )
 variables = st.one_of(
     st.dictionaries(st.text(max_size=8), json_values, max_size=3),
-    st.just({"deep": _deep(5000)}),
+    st.just({"deep": nested(5000)}),
     st.just({"huge": "x" * (2 * MIB)}),
     st.sampled_from([{"nan": float("nan")}, {"set": {1, 2}}, {"bytes": b"x"}, {1: "key"}]),
     st.sampled_from([[], "not a dict", None, 42]),

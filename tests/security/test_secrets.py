@@ -13,10 +13,9 @@ from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
 from tests.worker.conftest import (
     WorkerProcess,
+    cli,
     drop_test_keys,
     isolated_settings,
-    python,
-    settings_env,
     wait_for_worker,
 )
 from worker.client import TaskStoreClient
@@ -70,7 +69,7 @@ def test_a_wrong_password_stops_the_worker_at_once_without_showing_it(
     protected_redis: RedisProcess, tmp_path: Path
 ) -> None:
     wrong = protected_redis.url.replace(PASSWORD, "wrong-Pa55-also-secret")
-    result = python("-m", "worker.cli", "worker", env=settings_env(_settings(wrong, tmp_path)))
+    result = cli(_settings(wrong, tmp_path), "worker")
     assert result.returncode == 1
     assert f"redis://:***@127.0.0.1:{protected_redis.port}/0" in result.stderr
     assert "AuthenticationError" in result.stderr

@@ -21,7 +21,7 @@ from store.tasks import (
     TaskStore,
     VariableSizeExceeded,
 )
-from tests.harness import Harness, unique
+from tests.harness import Harness, nested, unique
 from tests.tasks.conftest import task_store
 
 KIB = 1024
@@ -69,13 +69,6 @@ async def test_cancelled_task_has_no_result(tasks: TaskStore) -> None:
     assert err.value.data["status"] == "cancelled"
 
 
-def _nested(depth: int) -> object:
-    value: object = "leaf"
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
 async def _refused_unchanged(
     tasks: TaskStore, owner: str, task_id: str, call: Awaitable[object]
 ) -> InvalidParams:
@@ -94,9 +87,9 @@ async def test_limits_hold_at_their_boundaries(harness: Harness) -> None:
     owner = unique()
     task_id = (await tasks.create(owner, "tools/call")).task_id
 
-    await tasks.set_variables(task_id, owner, {"deep": _nested(10)})
+    await tasks.set_variables(task_id, owner, {"deep": nested(10)})
     err = await _refused_unchanged(
-        tasks, owner, task_id, tasks.set_variables(task_id, owner, {"deeper": _nested(11)})
+        tasks, owner, task_id, tasks.set_variables(task_id, owner, {"deeper": nested(11)})
     )
     assert isinstance(err, VariableSizeExceeded)
     assert (err.name, err.limit, err.actual) == ("deeper", 10, 11)
@@ -121,7 +114,7 @@ async def test_limits_hold_at_their_boundaries(harness: Harness) -> None:
     for bad in ({"n": float("nan")}, {"o": object()}, {"k": {1: 2}}, {"": 1}, ["not", "a", "map"]):
         await _refused_unchanged(tasks, owner, task_id, tasks.set_variables(task_id, owner, bad))  # type: ignore[arg-type]
     await _refused_unchanged(
-        tasks, owner, task_id, tasks.complete_with_result(task_id, owner, "completed", _nested(11))
+        tasks, owner, task_id, tasks.complete_with_result(task_id, owner, "completed", nested(11))
     )
 
 

@@ -112,6 +112,13 @@ def python(
     )
 
 
+def cli(
+    settings: Settings, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``taskstore *args`` in a subprocess with these settings, its output captured."""
+    return python("-m", "worker.cli", *args, env=settings_env(settings), cwd=cwd)
+
+
 @pytest.fixture
 async def worker(settings: Settings) -> AsyncIterator[Worker]:
     async with running_worker(settings) as w:

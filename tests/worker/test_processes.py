@@ -18,6 +18,7 @@ from store import VersionConflict, VersionedRecord, make_key
 from tests.harness import unique
 from tests.worker.conftest import (
     WorkerProcess,
+    cli,
     drop_test_keys,
     isolated_settings,
     python,
@@ -38,10 +39,6 @@ async def worker_process(settings: Settings, tmp_path: Path) -> AsyncIterator[Wo
     finally:
         process.stop()
         await drop_test_keys(settings)
-
-
-def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return python("-m", "worker.cli", *args, env=settings_env(settings))
 
 
 async def test_a_cli_worker_serves_the_client(
