@@ -1,4 +1,10 @@
-"""Scenarios 3 and 4: writes through the worker, against arq alone; batches against single jobs."""
+"""Scenarios 3 and 4: writes through the worker, against arq alone; batches against single jobs.
+
+Scenario 3 measures coalesced writes (one client process, and four), writes
+sent alone, latency at a steady offered rate, the first write after an idle
+spell, and what an idle worker costs Redis, each beside arq running an empty
+job with the same settings (arq's stock ``poll_delay`` for the idle row).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +18,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.asyncio import Redis
 
 from bench.harness import Bench, Result, interleaved, percentile, rate, ratio_result
+from bench.producer import increments, peer_op, run_producers
 from store import BatchOp, make_key
 from worker.client import TaskStoreClient
 from worker.serialization import deserialize, serialize
-from worker.settings import load_settings
+from worker.settings import Settings, load_settings
 
 CONCURRENCY = 64
+PROCESSES = 4
 PEER_RUNNER = (
     "import logging, sys; logging.basicConfig(level=logging.WARNING);"
     "from worker.cli import use_uvloop; use_uvloop();"
@@ -29,38 +38,59 @@ PEER_RUNNER = (
 
 
 @asynccontextmanager
-async def process(argv: list[str], env: dict[str, str]) -> AsyncIterator[None]:
+async def process(argv: list[str], env: dict[str, str], url: str) -> AsyncIterator[None]:
+    """A worker process, from the moment it has polled its queue once until it is stopped."""
+    redis = Redis.from_url(url)
+    before = await _commands(redis)
     proc = await asyncio.create_subprocess_exec(
         *argv, env={**os.environ, **env}, stdout=asyncio.subprocess.DEVNULL
     )
     try:
-        await asyncio.sleep(1.5)  # imports and pool set-up
+        for _ in range(300):
+            if await _commands(redis) - before >= 20 or proc.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
         yield
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)
+        await redis.aclose()
 
 
-async def run(bench: Bench) -> list[Result]:
-    queue = f"bench-{uuid.uuid4().hex[:6]}"
-    ours_env = {
+async def _commands(redis: Redis) -> int:
+    """Commands the server has run, not counting the INFO calls that ask."""
+    stats = await redis.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+
+
+def _envs(bench: Bench, queue: str) -> tuple[Settings, dict[str, str], dict[str, str]]:
+    settings = load_settings(redis_url=bench.url, queue_name=queue, key_prefix="bench")
+    ours = {
         "TASKSTORE_REDIS_URL": bench.url,
         "TASKSTORE_QUEUE_NAME": queue,
         "TASKSTORE_KEY_PREFIX": "bench",
         "TASKSTORE_LOG_LEVEL": "WARNING",
     }
-    settings = load_settings(redis_url=bench.url, queue_name=queue, key_prefix="bench")
-    peer_env = {
+    peer = {
         "BENCH_REDIS_URL": bench.url,
         "BENCH_QUEUE": f"{queue}-peer",
         "BENCH_POLL_DELAY_S": str(settings.poll_delay_s),
         "BENCH_MAX_JOBS": str(settings.max_jobs),
     }
-    ours_worker = [sys.executable, "-m", "worker.cli", "worker"]
-    peer_worker = [sys.executable, "-c", PEER_RUNNER]
+    return settings, ours, peer
+
+
+OURS_WORKER = [sys.executable, "-m", "worker.cli", "worker"]
+PEER_WORKER = [sys.executable, "-c", PEER_RUNNER]
+
+
+async def run(bench: Bench) -> list[Result]:
+    queue = f"bench-{uuid.uuid4().hex[:6]}"
+    settings, ours_env, peer_env = _envs(bench, queue)
+    results = await _idle(bench, settings, ours_env, peer_env)
     async with (
-        process(ours_worker, ours_env),
-        process(peer_worker, peer_env),
+        process(OURS_WORKER, ours_env, bench.url),
+        process(PEER_WORKER, peer_env, bench.url),
         TaskStoreClient.connect(settings) as client,
     ):
         pool = await create_pool(
@@ -69,45 +99,131 @@ async def run(bench: Bench) -> list[Result]:
             job_serializer=serialize,
             job_deserializer=deserialize,
         )
-        results = await _throughput(bench, client, pool)
+        results += await _throughput(bench, client, pool)
+        results += await _processes(bench, queue, peer_env["BENCH_QUEUE"])
         results += await _latency(bench, client, pool)
         results += await _batching(bench, client)
         await pool.aclose()
     return results
 
 
-async def _peer_op(pool: Any) -> None:
-    job = await pool.enqueue_job("noop")
-    assert job is not None
-    await pool.blpop([f"peer:reply:{job.job_id}"], timeout=30)
+async def _idle(
+    bench: Bench, settings: Settings, ours_env: dict[str, str], peer_env: dict[str, str]
+) -> list[Result]:
+    """Commands/s of an idle worker, each alone on the server; then first writes after idling."""
+    window = bench.size(3, 10)
+    redis = Redis.from_url(bench.url)
+
+    async def per_second() -> float:
+        before = await _commands(redis)
+        await asyncio.sleep(window)
+        return (await _commands(redis) - before) / window
+
+    stock = {**peer_env, "BENCH_POLL_DELAY_S": "0.5"}
+    try:
+        async with process(PEER_WORKER, stock, bench.url):
+            peer = await per_second()
+        async with process(OURS_WORKER, ours_env, bench.url):
+            ours = await per_second()
+            async with TaskStoreClient.connect(settings) as client:
+                owner = uuid.uuid4().hex[:8]
+                first: list[float] = []
+                for i in range(bench.size(2, 5)):
+                    await asyncio.sleep(bench.size(2, 10))
+                    started = time.perf_counter()
+                    await client.put(make_key(owner, f"idle{i}"), b"x")
+                    first.append((time.perf_counter() - started) * 1000)
+    finally:
+        await redis.aclose()
+    return [
+        Result(
+            "3. idle worker: Redis commands/s (peer: arq, poll_delay 0.5)",
+            ours,
+            peer,
+            "commands/s",
+            "ours <= 20/s",
+            ours <= 20,
+            {"window_s": window},
+        ),
+        Result(
+            f"3. first write after {bench.size(2, 10)} s idle, p50",
+            percentile(first, 50),
+            None,
+            "ms",
+            "ours <= 10 ms",
+            percentile(first, 50) <= 10,
+            {"samples_ms": [round(f, 2) for f in first]},
+        ),
+    ]
 
 
 async def _throughput(bench: Bench, client: TaskStoreClient, pool: ArqRedis) -> list[Result]:
     total = bench.size(640, 6400)
     each = total // CONCURRENCY
 
-    async def ours() -> float:
-        owner = uuid.uuid4().hex[:8]
-        keys = [make_key(owner, f"t{i}") for i in range(CONCURRENCY)]
-        created = await client.apply_batch([BatchOp(k, b"0") for k in keys])
-        versions = dict(zip(keys, created, strict=True))
+    def ours(coalesce: bool) -> Callable[[], Awaitable[float]]:
+        async def sample() -> float:
+            runs = await increments(client, CONCURRENCY, each, coalesce=coalesce)
+            return await rate(each * CONCURRENCY, lambda: asyncio.gather(*runs))
 
-        async def one(key: str) -> None:
-            for _ in range(each):
-                versions[key] = await client.put_if_version(key, b"x" * 100, versions[key])  # type: ignore[arg-type]
-
-        return await rate(each * CONCURRENCY, lambda: _gather(one(k) for k in keys))
+        return sample
 
     async def peer() -> float:
         async def one() -> None:
             for _ in range(each):
-                await _peer_op(pool)
+                await peer_op(pool)
 
         return await rate(each * CONCURRENCY, lambda: _gather(one() for _ in range(CONCURRENCY)))
 
-    mine, theirs = await interleaved(bench.rounds, ours, peer)
+    coalesced, theirs = await interleaved(bench.rounds, ours(True), peer)
+    alone, theirs_again = await interleaved(bench.rounds, ours(False), peer)
     return [
-        ratio_result("3. worker path put_if_version, concurrency 64", mine, theirs, "ops/s", 0.85)
+        ratio_result(
+            "3. worker path put_if_version, concurrency 64, coalesced",
+            coalesced,
+            theirs,
+            "ops/s",
+            5.0,
+        ),
+        Result(
+            "3. worker path put_if_version, concurrency 64, coalesce=False (reference)",
+            alone,
+            theirs_again,
+            "ops/s",
+            "reference",
+            True,
+        ),
+    ]
+
+
+async def _processes(bench: Bench, queue: str, peer_queue: str) -> list[Result]:
+    """4 producer processes x 16 concurrent writes each, ours against the arq peer."""
+    total = bench.size(640, 6400)
+    concurrency = CONCURRENCY // PROCESSES
+
+    def sample(kind: str, queue_name: str) -> Callable[[], Awaitable[float]]:
+        async def run() -> float:
+            def argv(_: int) -> list[str]:
+                ops = total // PROCESSES
+                args = [kind, bench.url, queue_name, str(ops), str(concurrency)]
+                return [sys.executable, "-m", "bench.producer", *args]
+
+            seconds = await run_producers(argv, bench.url, queue_name, PROCESSES)
+            return total / seconds
+
+        return run
+
+    mine, theirs = await interleaved(
+        bench.size(1, 3), sample("ours", queue), sample("peer", peer_queue)
+    )
+    return [
+        ratio_result(
+            f"3. worker path, {PROCESSES} producer processes x {concurrency} concurrent, coalesced",
+            mine,
+            theirs,
+            "ops/s",
+            3.0,
+        )
     ]
 
 
@@ -187,7 +303,7 @@ async def _batching(bench: Bench, client: TaskStoreClient) -> list[Result]:
 
         async def one(part: list[str]) -> None:
             for key in part:
-                await client.put(key, b"x" * 100)
+                await client.put(key, b"x" * 100, coalesce=False)
 
         parts = [keys[i::CONCURRENCY] for i in range(CONCURRENCY)]
         return await rate(len(keys), lambda: _gather(one(p) for p in parts))

@@ -76,6 +76,7 @@ class BackendError(StorageError):
         where = f" (key {key!r})" if key is not None else ""
         super().__init__(f"{message}{where}")
         self.key = key
+        self.message = message
 
 
 def _shorten(value: object, limit: int = 80) -> str:

@@ -17,14 +17,14 @@ from arq.constants import health_check_key_suffix
 from arq.worker import run_worker
 from redis.exceptions import RedisError
 
-from store import StorageError
+from store import BackendError, StorageError
 from store.redis import RedisBackend, mask_url
 from store.tasks import TaskError
 from worker import logs
 from worker.connections import check_queue, open_stores, queue_redis_settings
 from worker.main import worker_settings
-from worker.operations import Stores
 from worker.settings import Settings, SettingsError, load_settings
+from worker.writes import Stores
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -92,6 +92,9 @@ def use_uvloop() -> bool:
     return True
 
 
+RESTART_PAUSE_S = 0.1
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     logs.configure(settings.log_level, settings.log_format, settings.secrets())
     asyncio.run(check_queue(settings))
@@ -101,14 +104,16 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     settings_class = worker_settings(settings)
     # arq's worker can end on a connection error it does not catch (one that
     # lands while it WATCHes a job it is claiming); run it again rather than exit.
+    # The pause is short: while Redis is away the queue connection retries for
+    # about a minute (QUEUE_RETRY) before an error escapes, so this cannot spin.
     # A signal ends run_worker normally, and so this loop.
     while True:
         try:
-            run_worker(settings_class)
+            run_worker(settings_class, redis_pool=settings_class.new_pool())  # type: ignore[attr-defined]
             return EXIT_OK
-        except (RedisError, OSError) as exc:
-            log.warning("worker stopped on a Redis error, starting again in 1 s: %r", exc)
-            time.sleep(1)
+        except (RedisError, OSError, BackendError) as exc:
+            log.warning("worker stopped on a Redis error, starting again: %r", exc)
+            time.sleep(RESTART_PAUSE_S)
 
 
 def _with_stores(settings: Settings, use: Callable[[Stores], Awaitable[int]]) -> int:

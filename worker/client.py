@@ -1,9 +1,12 @@
 """``TaskStoreClient``: enqueue writes for the worker, read the store directly.
 
-Writes are arq jobs whose id is the operation's op id; their outcome comes
-back on a per-job reply list that the client BLPOPs, so a call returns
-within milliseconds of the worker finishing rather than on arq's 0.5 s result
-poll. Reads skip the queue and go straight to the store.
+Writes issued close together (the same turn of the event loop, or within
+``COALESCE_WINDOW_MS``) travel as one ``ops`` job of up to
+``COALESCE_MAX_OPS`` writes, each with its own op id and outcome;
+``coalesce=False`` sends a write alone, as the job of its own name whose id
+is derived from its op id. Outcomes come back on a per-job reply list that
+the client waits on with BLMOVE, so a call returns within milliseconds of
+the worker finishing. Reads skip the queue and go straight to the store.
 """
 
 from __future__ import annotations
@@ -11,33 +14,26 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from arq.connections import ArqRedis, create_pool
-from arq.jobs import SerializationError
-from redis.exceptions import RedisError
 
-from store import (
-    BackendError,
-    BatchOp,
-    BatchOutcome,
-    InvalidArgument,
-    Page,
-    StorageError,
-    VersionedRecord,
-)
+from store import BatchOp, BatchOutcome, InvalidArgument, Page, StorageError, VersionedRecord
 from store.redis import EmbeddedRedis
-from store.tasks import TaskPage, TaskRecord, TaskStatus
+from store.tasks import TaskPage, TaskRecord
+from worker import writes
+from worker.coalesce import Batch, Coalescer
 from worker.connections import check_queue, open_stores, queue_redis_settings
 from worker.envelope import open_envelope
-from worker.jobs import reply_key
-from worker.operations import Stores
+from worker.queue import enqueue, job_payload, wait_reply
 from worker.serialization import deserialize, serialize
 from worker.settings import Settings, load_settings
+from worker.writes import Stores, Write
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -52,47 +48,60 @@ class ReplyTimeout(TimeoutError):
 
 
 class JobHandle(Generic[T]):
-    """An enqueued write; ``await handle.result()`` gives its outcome or raises its error."""
+    """An enqueued write; ``await handle.result()`` gives its outcome or raises its error.
+
+    ``job_id`` is the arq job that carries the write (shared by the writes
+    coalesced with it); ``op_id`` is the write's own.
+    """
 
     def __init__(
         self,
         client: TaskStoreClient,
         job_id: str,
-        convert: Callable[[Any], T] | None = None,
+        op_id: str,
+        decode: Callable[[Any], T],
+        batch: tuple[Batch, int] | None = None,
     ) -> None:
         self._client = client
         self.job_id = job_id
-        self._convert = convert
+        self.op_id = op_id
+        self._decode = decode
+        self._batch = batch
 
     async def result(self, timeout_s: float | None = None) -> T:
         """Wait up to ``timeout_s`` (default: the reply timeout setting) for the outcome."""
         wait = self._client.settings.reply_timeout_s if timeout_s is None else timeout_s
-        key = reply_key(self._client.settings.queue_name, self.job_id)
-        pool: Any = self._client.pool
-        try:
-            # BLMOVE onto itself leaves the reply in place (until it expires),
-            # so waiting twice, or re-sending the same op id, still finds it.
-            reply = await pool.blmove(key, key, wait, "RIGHT", "LEFT")
-        except RedisError as exc:
-            raise BackendError(None, f"waiting for job {self.job_id}: {exc}") from exc
-        if reply is None:
-            raise ReplyTimeout(self.job_id, wait)
-        value = open_envelope(deserialize(reply))
-        return self._convert(value) if self._convert is not None else cast(T, value)
+        if self._batch is None:
+            return self._decode(open_envelope(await self._client.reply(self.job_id, wait)))
+        batch, index = self._batch
+        if batch.reply.done() and batch.reply.exception() is not None:
+            reply = await self._client.reply(self.job_id, wait)  # that wait failed: wait anew
+        else:
+            try:
+                reply = await asyncio.wait_for(asyncio.shield(batch.reply), wait)
+            except TimeoutError:
+                raise ReplyTimeout(self.job_id, wait) from None
+        return self._decode(open_envelope(open_envelope(reply)[index]))
 
 
-def _job_id(scope: str, op_id: str | None) -> str:
-    """A fresh job id, or one derived from the caller's op id and the key or owner it acts on.
+def _scoped_op_id(scope: str, op_id: str) -> str:
+    """The caller's op id, hashed with the key or owner the write acts on.
 
-    arq's job ids share one namespace, so a caller's op id is hashed with its
-    scope: the same op id from another owner can never meet this job or its reply.
+    Op ids share one namespace in the store and on the queue, so the same op id
+    from another owner can never meet this write, its job or its reply.
     """
-    if op_id is None:
-        return uuid.uuid4().hex
     if not isinstance(op_id, str) or not 0 < len(op_id) <= 256:
         raise InvalidArgument("op_id must be a non-empty str of at most 256 chars")
     digest = hashlib.sha256(f"{scope}\0{op_id}".encode(errors="surrogatepass")).hexdigest()
     return f"op-{digest[:40]}"
+
+
+def _encoded(name: str, value: object) -> bytes:
+    """A job's arguments as JSON; ``InvalidArgument`` (nothing sent) when they are not JSON."""
+    try:
+        return serialize(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidArgument(f"{name}: arguments are not JSON: {exc!r:.200}") from None
 
 
 def _batch_outcomes(envelopes: Any) -> list[BatchOutcome]:
@@ -105,21 +114,25 @@ def _batch_outcomes(envelopes: Any) -> list[BatchOutcome]:
     return outcomes
 
 
-def _task_scope(owner_id: str, task_id: str) -> str:
-    return f"{owner_id}\0{task_id}"
+def _enqueuer(
+    write: Write[P, T],
+) -> Callable[Concatenate[TaskStoreClient, P], Awaitable[JobHandle[T]]]:
+    async def enqueue_write(
+        self: TaskStoreClient, /, *args: P.args, **kwargs: P.kwargs
+    ) -> JobHandle[T]:
+        return await self._enqueue(write, args, kwargs)
+
+    enqueue_write.__name__ = enqueue_write.__qualname__ = f"enqueue_{write.name}"
+    enqueue_write.__doc__ = f"Enqueue ``{write.name}``; a handle to await. {write.stub.__doc__}"
+    return enqueue_write
 
 
-def _awaited(
-    enqueue: Callable[Concatenate[TaskStoreClient, P], Awaitable[JobHandle[T]]],
-) -> Callable[Concatenate[TaskStoreClient, P], Awaitable[T]]:
-    """The write itself: enqueue, then wait for the outcome with the default timeout."""
-
+def _caller(write: Write[P, T]) -> Callable[Concatenate[TaskStoreClient, P], Awaitable[T]]:
     async def call(self: TaskStoreClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await (await enqueue(self, *args, **kwargs)).result()
+        return await (await self._enqueue(write, args, kwargs)).result()
 
-    name = enqueue.__name__.removeprefix("enqueue_")
-    call.__name__ = call.__qualname__ = name
-    call.__doc__ = f"Enqueue ``{name}`` and await its outcome; see ``{enqueue.__name__}``."
+    call.__name__ = call.__qualname__ = write.name
+    call.__doc__ = f"Enqueue ``{write.name}`` and await its outcome. {write.stub.__doc__}"
     return call
 
 
@@ -135,6 +148,13 @@ class TaskStoreClient:
         self.pool = pool
         self.stores = stores
         self._server = server
+        self._fresh_prefix, self._fresh = f"{uuid.uuid4().hex}-", itertools.count()
+        self._coalescer = Coalescer(
+            lambda job_id, args: self._send(job_id, job_payload("ops", args, b"{}")),
+            lambda job_id: self.reply(job_id, settings.reply_timeout_s),
+            settings.coalesce_window_ms / 1000,
+            settings.coalesce_max_ops,
+        )
 
     @classmethod
     async def open(cls, settings_or_url: Settings | str | None = None) -> TaskStoreClient:
@@ -178,6 +198,7 @@ class TaskStoreClient:
 
     async def aclose(self) -> None:
         try:
+            await self._coalescer.aclose()
             await self.stores.backend.aclose()
             await self.pool.aclose()
         finally:
@@ -208,162 +229,77 @@ class TaskStoreClient:
 
     # -- writes: enqueued ------------------------------------------------------
 
-    async def enqueue_put(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        expires_at_ms: int | None = None,
-        created_at_ms: int | None = None,
-        op_id: str | None = None,
-        max_records_per_owner: int | None = None,
-    ) -> JobHandle[int]:
-        return await self._enqueue(
-            "put",
-            key,
-            op_id,
-            key,
-            data,
-            expires_at_ms=expires_at_ms,
-            created_at_ms=created_at_ms,
-            max_records_per_owner=max_records_per_owner,
-        )
+    enqueue_put = _enqueuer(writes.put)
+    enqueue_put_if_version = _enqueuer(writes.put_if_version)
+    enqueue_delete = _enqueuer(writes.delete)
+    enqueue_create_task = _enqueuer(writes.create_task)
+    enqueue_update_status = _enqueuer(writes.update_status)
+    enqueue_set_variables = _enqueuer(writes.set_variables)
+    enqueue_set_result = _enqueuer(writes.set_result)
+    enqueue_complete_with_result = _enqueuer(writes.complete_with_result)
+    enqueue_cancel_task = _enqueuer(writes.cancel_task)
 
-    async def enqueue_put_if_version(
-        self,
-        key: str,
-        data: bytes,
-        expected_version: int,
-        *,
-        expires_at_ms: int | None = None,
-        created_at_ms: int | None = None,
-        op_id: str | None = None,
-    ) -> JobHandle[int]:
-        return await self._enqueue(
-            "put_if_version",
-            key,
-            op_id,
-            key,
-            data,
-            expected_version,
-            expires_at_ms=expires_at_ms,
-            created_at_ms=created_at_ms,
-        )
-
-    async def enqueue_delete(self, key: str, *, op_id: str | None = None) -> JobHandle[bool]:
-        return await self._enqueue("delete", key, op_id, key)
+    put = _caller(writes.put)
+    put_if_version = _caller(writes.put_if_version)
+    delete = _caller(writes.delete)
+    create_task = _caller(writes.create_task)
+    update_status = _caller(writes.update_status)
+    set_variables = _caller(writes.set_variables)
+    set_result = _caller(writes.set_result)
+    complete_with_result = _caller(writes.complete_with_result)
+    cancel_task = _caller(writes.cancel_task)
 
     async def enqueue_apply_batch(
         self, ops: Sequence[BatchOp], *, op_id: str | None = None
     ) -> JobHandle[list[BatchOutcome]]:
         """Many puts and CAS ops in one job; each keeps its own outcome.
 
-        An op's ``op_id`` is ignored: the batch's op id covers all its ops.
+        An op's ``op_id`` is ignored: op ``i`` runs under ``<the batch's op id>:<i>``.
         """
         items = [
             {f.name: getattr(op, f.name) for f in fields(op) if f.name != "op_id"} for op in ops
         ]
-        scope = "\0".join(str(item["key"]) for item in items)
-        handle: JobHandle[Any] = await self._enqueue("apply_batch", scope, op_id, items)
-        return JobHandle(self, handle.job_id, _batch_outcomes)
-
-    async def enqueue_create_task(
-        self,
-        owner_id: str,
-        request_method: str,
-        ttl_ms: int | None = None,
-        *,
-        op_id: str | None = None,
-    ) -> JobHandle[TaskRecord]:
-        return await self._enqueue("create_task", owner_id, op_id, owner_id, request_method, ttl_ms)
-
-    async def enqueue_update_status(
-        self,
-        task_id: str,
-        owner_id: str,
-        status: TaskStatus | str,
-        status_message: str | None = None,
-        *,
-        op_id: str | None = None,
-    ) -> JobHandle[TaskRecord]:
-        return await self._enqueue(
-            "update_status",
-            _task_scope(owner_id, task_id),
-            op_id,
-            task_id,
-            owner_id,
-            str(status),
-            status_message,
+        job_id = self._op_id("\0".join(str(item["key"]) for item in items), op_id)
+        await self._send(
+            job_id, job_payload("apply_batch", _encoded("apply_batch", [items]), b"{}")
         )
+        return JobHandle(self, job_id, job_id, _batch_outcomes)
 
-    async def enqueue_set_variables(
-        self, task_id: str, owner_id: str, variables: dict[str, Any], *, op_id: str | None = None
-    ) -> JobHandle[TaskRecord]:
-        return await self._enqueue(
-            "set_variables", _task_scope(owner_id, task_id), op_id, task_id, owner_id, variables
-        )
-
-    async def enqueue_set_result(
-        self, task_id: str, owner_id: str, result: Any, *, op_id: str | None = None
-    ) -> JobHandle[TaskRecord]:
-        return await self._enqueue(
-            "set_result", _task_scope(owner_id, task_id), op_id, task_id, owner_id, result
-        )
-
-    async def enqueue_complete_with_result(
-        self,
-        task_id: str,
-        owner_id: str,
-        status: TaskStatus | str,
-        result: Any,
-        status_message: str | None = None,
-        *,
-        op_id: str | None = None,
-    ) -> JobHandle[TaskRecord]:
-        return await self._enqueue(
-            "complete_with_result",
-            _task_scope(owner_id, task_id),
-            op_id,
-            task_id,
-            owner_id,
-            str(status),
-            result,
-            status_message,
-        )
-
-    async def enqueue_cancel_task(
-        self, task_id: str, owner_id: str, *, op_id: str | None = None
-    ) -> JobHandle[TaskRecord]:
-        return await self._enqueue(
-            "cancel_task", _task_scope(owner_id, task_id), op_id, task_id, owner_id
-        )
-
-    put = _awaited(enqueue_put)
-    put_if_version = _awaited(enqueue_put_if_version)
-    delete = _awaited(enqueue_delete)
-    apply_batch = _awaited(enqueue_apply_batch)
-    create_task = _awaited(enqueue_create_task)
-    update_status = _awaited(enqueue_update_status)
-    set_variables = _awaited(enqueue_set_variables)
-    set_result = _awaited(enqueue_set_result)
-    complete_with_result = _awaited(enqueue_complete_with_result)
-    cancel_task = _awaited(enqueue_cancel_task)
+    async def apply_batch(
+        self, ops: Sequence[BatchOp], *, op_id: str | None = None
+    ) -> list[BatchOutcome]:
+        """Enqueue ``apply_batch`` and await its outcomes; see ``enqueue_apply_batch``."""
+        return await (await self.enqueue_apply_batch(ops, op_id=op_id)).result()
 
     async def _enqueue(
-        self, name: str, scope: str, op_id: str | None, *args: Any, **kwargs: Any
-    ) -> JobHandle[Any]:
-        """Enqueue as a job whose id is the op id; an op id already queued is not re-added.
+        self, write: Write[P, T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> JobHandle[T]:
+        """Check the arguments against the declaration, then enqueue alone or coalesced."""
+        op_id = kwargs.pop("op_id", None)
+        coalesce = kwargs.pop("coalesce", True)
+        bound = write.bind(args, kwargs)
+        op = self._op_id(write.scope(bound), op_id)
+        if coalesce:
+            encoded = _encoded(write.name, {"op": write.name, "id": op, "args": bound})
+            batch, index = self._coalescer.add(encoded)
+            job_id = await asyncio.shield(batch.enqueued)
+            return JobHandle(self, job_id, op, write.decode, (batch, index))
+        await self._send(op, job_payload(write.name, b"[]", _encoded(write.name, bound)))
+        return JobHandle(self, op, op, write.decode)
 
-        ``scope`` is the key or owner the operation acts on (see ``_job_id``).
-        """
-        job_id = _job_id(scope, op_id)
-        try:
-            await self.pool.enqueue_job(name, *args, _job_id=job_id, **kwargs)
-        except SerializationError as exc:
-            # arq encodes the job with our serializer before sending anything.
-            raise InvalidArgument(
-                f"{name}: arguments are not JSON-serializable: {exc.__cause__}"
-            ) from None
-        except RedisError as exc:
-            raise BackendError(None, f"enqueueing {name}: {exc}") from exc
-        return JobHandle(self, job_id)
+    def _op_id(self, scope: str, op_id: str | None) -> str:
+        """The caller's op id, scoped; else a fresh one (this client's random prefix, a count)."""
+        if op_id is not None:
+            return _scoped_op_id(scope, op_id)
+        return f"{self._fresh_prefix}{next(self._fresh):x}"
+
+    async def _send(self, job_id: str, payload: bytes) -> None:
+        """Enqueue a job; an id already queued or answered is not added again."""
+        await enqueue(self.pool, self.settings.queue_name, job_id, payload)
+
+    async def reply(self, job_id: str, timeout_s: float) -> Any:
+        """A job's reply, decoded; ``ReplyTimeout`` when none came within ``timeout_s``."""
+        reply = await wait_reply(self.pool, self.settings.queue_name, job_id, timeout_s)
+        if reply is None:
+            raise ReplyTimeout(job_id, timeout_s)
+        return reply

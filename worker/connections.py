@@ -11,8 +11,8 @@ from store import StorageBackend, open_backend
 from store.redis import EmbeddedRedis
 from store.redis.connect import connect, is_embedded
 from store.tasks import TaskStore
-from worker.operations import Stores
 from worker.settings import Settings
+from worker.writes import Stores
 
 # A dropped connection or a restarted Redis must not end the worker: arq's poll
 # loop lets a ConnectionError escape, so its commands retry with capped backoff

@@ -1,35 +1,49 @@
 """Outcomes of jobs as small typed JSON envelopes, never pickled exceptions.
 
 ``{"ok": true, "value": ...}`` or ``{"ok": false, "error": {"type", "message",
-"attrs"}}``. Only the storage and task error classes listed here can be
-rebuilt, each with the attributes a direct call would have given, so the
-client raises exactly what calling the store in-process raises.
+"fields", "code"?}}``. ``fields`` are the error's constructor arguments by
+name, so the client rebuilds it through its constructor and raises exactly
+what calling the store in-process raises, every attribute included (bytes
+travel as ``{"__bytes__": ...}`` like any other value). Only the classes in
+``ERRORS`` are rebuilt; ``code`` is a task error's JSON-RPC code, for
+producers in other languages.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
-from store import errors as storage_errors
-from store.tasks import TaskRecord
-from store.tasks import errors as task_errors
+from store import errors as s
+from store.tasks import errors as t
 
 Envelope = dict[str, Any]
 
-
-def _error_classes() -> dict[str, type[Exception]]:
-    found: dict[str, type[Exception]] = {}
-    for module, base in (
-        (storage_errors, storage_errors.StorageError),
-        (task_errors, task_errors.TaskError),
-    ):
-        for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, base):
-                found[value.__name__] = value
-    return found
-
-
-ERRORS = _error_classes()
+ERRORS: dict[str, type[Exception]] = {
+    cls.__name__: cls
+    for cls in (
+        s.StorageError,
+        s.NotFound,
+        s.VersionConflict,
+        s.CapacityExceeded,
+        s.InvalidArgument,
+        s.InvalidKey,
+        s.RecordTooLarge,
+        s.BackendError,
+        s.WriteNotConfirmed,
+        t.TaskError,
+        t.InvalidParams,
+        t.TaskNotFound,
+        t.TaskExpired,
+        t.InvalidTransition,
+        t.NotReady,
+        t.VariableSizeExceeded,
+        t.ConcurrentModification,
+        t.ResourceExhausted,
+        t.StoreError,
+    )
+}
+"""Every error that crosses the queue whole, by the name the envelope carries."""
 
 
 class RemoteError(Exception):
@@ -41,14 +55,16 @@ class RemoteError(Exception):
 
 
 def success(value: object) -> Envelope:
-    if isinstance(value, TaskRecord):
-        value = {"taskRecord": value.model_dump(mode="json", by_alias=True)}
     return {"ok": True, "value": value}
 
 
 def failure(exc: Exception) -> Envelope:
-    attrs = {k: v for k, v in vars(exc).items() if _plain(v)}
-    return {"ok": False, "error": {"type": type(exc).__name__, "message": str(exc), "attrs": attrs}}
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if ERRORS.get(type(exc).__name__) is type(exc):
+        error["fields"] = _arguments(exc)
+    if isinstance(exc, t.TaskError):
+        error["code"] = exc.code
+    return {"ok": False, "error": error}
 
 
 def open_envelope(envelope: object) -> Any:
@@ -56,32 +72,60 @@ def open_envelope(envelope: object) -> Any:
     if not isinstance(envelope, dict) or not isinstance(envelope.get("ok"), bool):
         raise RemoteError("BadEnvelope", f"not a job outcome: {envelope!r:.200}")
     if envelope["ok"]:
-        value = envelope.get("value")
-        if isinstance(value, dict) and set(value) == {"taskRecord"}:
-            return TaskRecord.model_validate(value["taskRecord"])
-        return value
+        return envelope.get("value")
     raise rebuild(envelope.get("error"))
 
 
 def rebuild(error: object) -> Exception:
+    """The exception an error envelope describes, built through its constructor."""
     if not isinstance(error, dict):
         return RemoteError("BadEnvelope", repr(error)[:200])
     kind, message = str(error.get("type")), str(error.get("message"))
-    cls = ERRORS.get(kind)
-    if cls is None:
+    cls, fields = ERRORS.get(kind), error.get("fields")
+    if cls is None or not isinstance(fields, dict):
         return RemoteError(kind, message)
-    exc = cls.__new__(cls)
-    Exception.__init__(exc, message)
-    attrs = error.get("attrs")
-    if isinstance(attrs, dict):
-        vars(exc).update(attrs)
-    return exc
+    params = _parameters(cls)
+    kwargs: dict[str, Any] = {}
+    for name, param in (params or {}).items():
+        value = fields.get(name)
+        if param.kind is param.VAR_KEYWORD and isinstance(value, dict):
+            kwargs.update(value)
+        elif name in fields:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs) if params is not None else cls(fields.get("message", message))
+    except TypeError:
+        return RemoteError(kind, message)
 
 
-def _plain(value: object) -> bool:
-    """JSON-safe attribute values; anything else (a key of a wrong type) is left out."""
+def _parameters(cls: type[Exception]) -> dict[str, inspect.Parameter] | None:
+    """The constructor's parameters; None for ``Exception``'s own, which takes just a message."""
+    init = next(
+        (
+            k.__dict__["__init__"]
+            for k in cls.__mro__
+            if inspect.isfunction(k.__dict__.get("__init__"))
+        ),
+        None,
+    )
+    if init is None:
+        return None
+    return dict(list(inspect.signature(init).parameters.items())[1:])
+
+
+def _arguments(exc: Exception) -> dict[str, Any]:
+    params = _parameters(type(exc))
+    if params is None:
+        return {"message": str(exc)}
+    return {name: _plain(getattr(exc, name)) for name in params}
+
+
+def _plain(value: object) -> object:
+    """A constructor argument as JSON (bytes included); anything else as its repr."""
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    return value is None or isinstance(value, str | int | float | bool)
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool | bytes):
+        return value
+    return repr(value)

@@ -1,82 +1,165 @@
-"""arq job functions: run an operation, answer with an envelope, push the reply.
+"""arq job functions: run writes, answer with envelopes, push the reply.
 
-Arguments are bound to the operation's signature inside the job, so a
+- ``<write name>`` (``put``, ``create_task``, ...): one write, arguments as arq's
+  args and kwargs, op id = the job id; the reply is its envelope.
+- ``ops``: many writes coalesced by a client, ``[{"op", "id", "args"}, ...]``,
+  each under its own op id; the reply is a success envelope holding one
+  envelope per write, in order.
+- ``apply_batch``: raw puts and CAS ops, op ``i`` under ``<job id>:<i>``.
+
+Arguments are bound to the write's declaration inside the job, so a
 producer's wrong arguments become a typed ``InvalidArgument`` outcome instead
-of an arq crash. Storage failures are retried by arq (the op id makes the
+of an arq crash. Server failures are retried by arq (the op ids make the
 retry safe) until the last try, which reports them.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import fields
 from typing import Any
 
 from arq import Retry
 
-from store.errors import BackendError, InvalidArgument, StorageError, VersionConflict
-from store.tasks import StoreError, TaskError
-from worker import envelope
+from store import BatchOp, InvalidArgument, VersionConflict
+from store.checks import check_op_id
+from worker import envelope, writes
 from worker.metrics import Metrics
-from worker.operations import Operation
+from worker.operations import RETRYABLE, Call, Result, execute
+from worker.queue import reply_key
 from worker.serialization import serialize
+from worker.writes import WRITES, Write
 
 log = logging.getLogger("taskstore.jobs")
 
 Job = Callable[..., Coroutine[Any, Any, envelope.Envelope]]
 
-
-def reply_key(queue_name: str, job_id: str) -> str:
-    """Where the worker pushes a job's outcome for the waiting client."""
-    return f"{queue_name}:reply:{job_id}"
+MAX_OPS_PER_JOB = 1000
+BATCH_FIELDS = frozenset(f.name for f in fields(BatchOp)) - {"op_id"}
 
 
-def make_job(name: str, operation: Operation) -> Job:
-    signature = inspect.signature(operation)
+def write_job(write: Write[..., Any]) -> Job:
+    """The job running one ``write``; its op id is the job id."""
 
     async def job(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> envelope.Envelope:
-        metrics: Metrics = ctx["metrics"]
-        started = time.perf_counter()
         try:
-            bound = signature.bind(ctx["stores"], ctx["job_id"], *args, **kwargs)
-        except TypeError as exc:
-            outcome = envelope.failure(InvalidArgument(f"{name}: {exc}"))
-        else:
-            outcome = await _run(ctx, name, operation, bound)
-        label = "ok" if outcome["ok"] else outcome["error"]["type"]
-        metrics.jobs.inc(job=name, outcome=label)
-        metrics.job_seconds.observe(time.perf_counter() - started, job=name)
-        if label == VersionConflict.__name__:
-            metrics.cas_conflicts.inc(job=name)
+            call: Call | Exception = Call(write, write.bind(args, kwargs), ctx["job_id"])
+        except InvalidArgument as exc:
+            call = exc
+        [outcome] = await _run(ctx, write.name, [call])
         await push_reply(ctx, outcome)
         return outcome
 
-    job.__name__ = job.__qualname__ = name
+    job.__name__ = job.__qualname__ = write.name
     return job
 
 
-async def _run(
-    ctx: dict[str, Any], name: str, operation: Operation, bound: inspect.BoundArguments
-) -> envelope.Envelope:
+async def ops(ctx: dict[str, Any], ops: object) -> envelope.Envelope:
+    """Many writes in one job, each with its own op id and outcome."""
+    if not isinstance(ops, list) or not 0 < len(ops) <= MAX_OPS_PER_JOB:
+        reply = envelope.failure(
+            InvalidArgument(f"ops takes a list of 1 to {MAX_OPS_PER_JOB} writes")
+        )
+    else:
+        reply = envelope.success(await _run(ctx, "ops", [_call(op) for op in ops]))
+    await push_reply(ctx, reply)
+    return reply
+
+
+def _call(op: object) -> Call | Exception:
+    """One entry of an ``ops`` job as a call, or the error that refuses it."""
     try:
-        return envelope.success(await operation(*bound.args, **bound.kwargs))
-    except (BackendError, StoreError) as exc:  # StoreError: the task layer's BackendError
-        ctx["metrics"].backend_errors.inc(job=name)
-        if ctx["job_try"] < ctx["max_tries"]:
-            log.warning("%s %s: storage failed, will retry: %s", name, ctx["job_id"], exc)
-            raise Retry(defer=min(0.05 * 2 ** ctx["job_try"], 2.0)) from exc
-        return envelope.failure(exc)
-    except (StorageError, TaskError) as exc:
-        return envelope.failure(exc)
+        if not isinstance(op, dict) or set(op) != {"op", "id", "args"}:
+            raise InvalidArgument('each write is an object {"op", "id", "args"}')
+        write = WRITES.get(op["op"]) if isinstance(op["op"], str) else None
+        if write is None:
+            raise InvalidArgument(f"unknown write {op['op']!r:.80}; known: {sorted(WRITES)}")
+        if not isinstance(op["args"], dict):
+            raise InvalidArgument(f"{write.name}: args must be an object")
+        op_id = check_op_id(op["id"])
+        if op_id is None:
+            raise InvalidArgument("every write of an ops job needs its op id")
+        return Call(write, write.bind((), op["args"]), op_id)
+    except InvalidArgument as exc:
+        return exc
+
+
+async def apply_batch(ctx: dict[str, Any], ops: object) -> envelope.Envelope:
+    """Many puts and CAS ops in one job; op ``i`` runs under op id ``<job id>:<i>``."""
+    if not isinstance(ops, list) or not all(
+        isinstance(op, dict) and set(op) <= BATCH_FIELDS and {"key", "data"} <= set(op)
+        for op in ops
+    ):
+        fields_ = sorted(BATCH_FIELDS)
+        reply = envelope.failure(
+            InvalidArgument(f"apply_batch takes a list of objects with fields {fields_}")
+        )
+    else:
+        calls = [_batch_call(op, f"{ctx['job_id']}:{i}") for i, op in enumerate(ops)]
+        reply = envelope.success(await _run(ctx, "apply_batch", calls))
+    await push_reply(ctx, reply)
+    return reply
+
+
+def _batch_call(op: dict[str, Any], op_id: str) -> Call | Exception:
+    """A batch item as the put or CAS it is (a CAS never creates, so no capacity applies)."""
+    args = dict(op)
+    write: Write[..., int]
+    if args.get("expected_version") is None:
+        args.pop("expected_version", None)
+        write = writes.put
+    else:
+        args.pop("max_records_per_owner", None)
+        write = writes.put_if_version
+    try:
+        return Call(write, write.bind((), args), op_id)
+    except InvalidArgument as exc:
+        return exc
+
+
+async def _run(
+    ctx: dict[str, Any], job: str, calls: Sequence[Call | Exception]
+) -> list[envelope.Envelope]:
+    """Execute the calls; retry the job while a server failure may pass, else answer each."""
+    metrics: Metrics = ctx["metrics"]
+    started = time.perf_counter()
+    results = await execute(ctx["stores"], calls)
+    names = [call.write.name if isinstance(call, Call) else "invalid" for call in calls]
+    failed = [(n, r) for n, r in zip(names, results, strict=True) if isinstance(r, RETRYABLE)]
+    for name, _ in failed:
+        metrics.backend_errors.inc(job=name)
+    if failed and ctx["job_try"] < ctx["max_tries"]:
+        log.warning("%s %s: storage failed, will retry: %s", job, ctx["job_id"], failed[0][1])
+        raise Retry(defer=min(0.05 * 2 ** ctx["job_try"], 2.0)) from failed[0][1]
+    outcomes = [_envelope(r) for r in results]
+    for name, outcome in zip(names, outcomes, strict=True):
+        label = "ok" if outcome["ok"] else outcome["error"]["type"]
+        metrics.jobs.inc(job=name, outcome=label)
+        if label == VersionConflict.__name__:
+            metrics.cas_conflicts.inc(job=name)
+    metrics.job_seconds.observe(time.perf_counter() - started, job=job)
+    return outcomes
+
+
+def _envelope(result: Result) -> envelope.Envelope:
+    if isinstance(result, Exception):
+        return envelope.failure(result)
+    return envelope.success(result)
 
 
 async def push_reply(ctx: dict[str, Any], outcome: envelope.Envelope) -> None:
-    """LPUSH the outcome where ``TaskStoreClient`` is BLPOP-ing, expiring with the result."""
+    """LPUSH the outcome where ``TaskStoreClient`` is BLMOVE-ing, expiring with the result."""
     key = reply_key(ctx["queue_name"], ctx["job_id"])
     # One round trip, no MULTI: the expiry only tidies up after the reply is read.
     async with ctx["redis"].pipeline(transaction=False) as pipe:
         pipe.lpush(key, serialize(outcome))
         pipe.pexpire(key, int(ctx["keep_result_s"] * 1000))
         await pipe.execute()
+
+
+def job_functions() -> dict[str, Job]:
+    """Every job the worker runs, by name."""
+    jobs: dict[str, Job] = {name: write_job(w) for name, w in WRITES.items()}
+    return {**jobs, "ops": ops, "apply_batch": apply_batch}

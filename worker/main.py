@@ -18,12 +18,13 @@ from typing import Any
 from arq import cron, func
 from arq.cron import CronJob
 from arq.worker import Function
+from redis.exceptions import RedisError
 
 from store.redis import mask_url
 from worker import jobs, logs, maintenance
 from worker.connections import open_stores, queue_redis_settings
 from worker.metrics import Metrics
-from worker.operations import OPERATIONS
+from worker.queue import QueuePool, queue_pool
 from worker.serialization import deserialize, serialize
 from worker.settings import Settings, load_settings
 
@@ -40,7 +41,7 @@ def every(seconds: int) -> dict[str, Any]:
 
 
 def worker_functions() -> list[Function]:
-    return [func(jobs.make_job(name, op), name=name) for name, op in OPERATIONS.items()]
+    return [func(job, name=name) for name, job in jobs.job_functions().items()]
 
 
 def cron_jobs(settings: Settings) -> list[CronJob]:
@@ -56,6 +57,9 @@ def worker_settings(settings: Settings) -> type:
     """An arq settings class for ``settings``."""
     redis_settings, server = queue_redis_settings(settings)
     metrics = Metrics()
+
+    def new_pool() -> QueuePool:
+        return queue_pool(redis_settings, settings.queue_name, serialize, deserialize)
 
     async def startup(ctx: dict[str, Any]) -> None:
         if not logging.getLogger().handlers:  # `taskstore worker` has configured them already
@@ -81,17 +85,22 @@ def worker_settings(settings: Settings) -> type:
         )
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        if "heartbeat" in ctx:
-            ctx["heartbeat"].cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ctx["heartbeat"]
-            await ctx["redis"].delete(_worker_key(ctx))
+        # Free the metrics port first: `taskstore worker` may start arq again
+        # after a Redis error, and that run binds it anew.
         if "metrics_server" in ctx:
             ctx["metrics_server"].close()
-        if "stores" in ctx:
-            await ctx["stores"].backend.aclose()
-        if server is not None:
-            await asyncio.to_thread(server.stop)
+        try:
+            if "heartbeat" in ctx:
+                ctx["heartbeat"].cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ctx["heartbeat"]
+                with contextlib.suppress(RedisError):  # it expires by itself
+                    await ctx["redis"].delete(_worker_key(ctx))
+            if "stores" in ctx:
+                await ctx["stores"].backend.aclose()
+        finally:
+            if server is not None:
+                await asyncio.to_thread(server.stop)
 
     return type(
         "WorkerSettings",
@@ -100,6 +109,9 @@ def worker_settings(settings: Settings) -> type:
             "functions": worker_functions(),
             "cron_jobs": cron_jobs(settings),
             "redis_settings": redis_settings,
+            "redis_pool": new_pool(),
+            # `taskstore worker` runs arq again after a Redis error, on a new pool each time.
+            "new_pool": new_pool,
             "queue_name": settings.queue_name,
             "on_startup": startup,
             "on_shutdown": shutdown,

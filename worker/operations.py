@@ -1,148 +1,117 @@
-"""The writes the worker executes, one coroutine per job name.
+"""Running the writes of one job: each with its own op id and its own outcome.
 
-Each takes the worker's stores and the op id (the arq job id) first, then the
-same parameters as the store method it calls, so the client and a direct
-call agree on names and defaults.
+Puts and CAS ops go to Redis pipelined, through the backend's ``apply_batch``;
+the other writes (deletes, task operations) run concurrently beside them.
+Writes to the same key apply in the order they were issued: a write whose key
+an earlier write of the job still has in flight starts the next stage.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, fields
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from store.backend import BatchOp, StorageBackend
-from store.errors import InvalidArgument, StorageError
-from store.tasks import TaskRecord, TaskStatus, TaskStore
-from worker.envelope import Envelope, failure, success
+from store import BackendError, StorageError
+from store.tasks import StoreError, TaskError
+from worker.writes import Stores, Write
+
+log = logging.getLogger("taskstore.jobs")
 
 
-@dataclass(frozen=True)
-class Stores:
-    backend: StorageBackend
-    tasks: TaskStore
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One write of a job, its arguments bound by name."""
+
+    write: Write[..., Any]
+    args: dict[str, Any]
+    op_id: str
 
 
-async def put(
-    s: Stores,
-    op_id: str,
-    key: str,
-    data: bytes,
-    *,
-    expires_at_ms: int | None = None,
-    created_at_ms: int | None = None,
-    max_records_per_owner: int | None = None,
-) -> int:
-    return await s.backend.put(
-        key,
-        data,
-        expires_at_ms=expires_at_ms,
-        created_at_ms=created_at_ms,
-        op_id=op_id,
-        max_records_per_owner=max_records_per_owner,
-    )
+Result = object
+"""A write's outcome: its value as JSON, or the exception it raised."""
+
+RETRYABLE = (BackendError, StoreError)
+"""Failures of the server, not of the write: a retry under the same op id may succeed."""
 
 
-async def put_if_version(
-    s: Stores,
-    op_id: str,
-    key: str,
-    data: bytes,
-    expected_version: int,
-    *,
-    expires_at_ms: int | None = None,
-    created_at_ms: int | None = None,
-) -> int:
-    return await s.backend.put_if_version(
-        key,
-        data,
-        expected_version,
-        expires_at_ms=expires_at_ms,
-        created_at_ms=created_at_ms,
-        op_id=op_id,
-    )
+@dataclass
+class _Stage:
+    pipelined: list[tuple[int, Call]] = field(default_factory=list)
+    alone: list[tuple[int, Call]] = field(default_factory=list)
+    pipelined_keys: set[str] = field(default_factory=set)
+    alone_keys: set[str] = field(default_factory=set)
+
+    def admits(self, call: Call) -> bool:
+        key = call.write.lane(call.args)
+        if key is None:
+            return True
+        if call.write.batch_op is not None:  # the batch keeps the order of its own ops
+            return key not in self.alone_keys
+        return key not in self.alone_keys and key not in self.pipelined_keys
+
+    def add(self, index: int, call: Call) -> None:
+        key = call.write.lane(call.args)
+        pipelined = call.write.batch_op is not None
+        (self.pipelined if pipelined else self.alone).append((index, call))
+        if key is not None:
+            (self.pipelined_keys if pipelined else self.alone_keys).add(key)
 
 
-async def delete(s: Stores, op_id: str, key: str) -> bool:
-    return await s.backend.delete(key, op_id=op_id)
+def stages(calls: Sequence[Call | Exception]) -> list[_Stage]:
+    """The calls in stages that may run at once, same-key calls in issue order."""
+    planned = [_Stage()]
+    for index, call in enumerate(calls):
+        if isinstance(call, Exception):
+            continue
+        if not planned[-1].admits(call):
+            planned.append(_Stage())
+        planned[-1].add(index, call)
+    return planned
 
 
-BATCH_FIELDS = frozenset(f.name for f in fields(BatchOp)) - {"op_id"}
-
-
-async def apply_batch(s: Stores, op_id: str, ops: list[dict[str, Any]]) -> list[Envelope]:
-    """Many puts and CAS ops in one job; op ``i`` runs under op id ``<job id>:<i>``."""
-    if not isinstance(ops, list) or not all(
-        isinstance(op, dict) and set(op) <= BATCH_FIELDS and {"key", "data"} <= set(op)
-        for op in ops
-    ):
-        raise InvalidArgument(
-            f"apply_batch takes a list of objects with fields {sorted(BATCH_FIELDS)}"
+async def execute(stores: Stores, calls: Sequence[Call | Exception]) -> list[Result]:
+    """Every call's outcome, in order; a call given as an exception keeps it as its outcome."""
+    results: list[Result] = list(calls)
+    for stage in stages(calls):
+        batch, alone = await asyncio.gather(
+            _pipelined(stores, [c for _, c in stage.pipelined]),
+            asyncio.gather(*(_alone(stores, c) for _, c in stage.alone)),
         )
-    batch = [BatchOp(**op, op_id=f"{op_id}:{i}") for i, op in enumerate(ops)]
-    outcomes = await s.backend.apply_batch(batch)
-    return [failure(o) if isinstance(o, StorageError) else success(o) for o in outcomes]
+        for (i, _), outcome in zip(stage.pipelined, batch, strict=True):
+            results[i] = outcome
+        for (i, _), outcome in zip(stage.alone, alone, strict=True):
+            results[i] = outcome
+    return results
 
 
-async def create_task(
-    s: Stores, op_id: str, owner_id: str, request_method: str, ttl_ms: int | None = None
-) -> TaskRecord:
-    return await s.tasks.create(owner_id, request_method, ttl_ms, op_id=op_id)
+async def _pipelined(stores: Stores, calls: list[Call]) -> list[Result]:
+    results: list[Result] = []
+    ops = []
+    for call in calls:
+        assert call.write.batch_op is not None
+        try:
+            ops.append(call.write.batch_op(call.args, call.op_id))
+            results.append(None)
+        except StorageError as exc:
+            results.append(exc)
+    if not ops:
+        return results
+    try:
+        outcomes: list[Result] = list(await stores.backend.apply_batch(ops))
+    except StorageError as exc:
+        outcomes = [exc] * len(ops)
+    sent = iter(outcomes)
+    return [next(sent) if r is None else r for r in results]
 
 
-async def update_status(
-    s: Stores,
-    op_id: str,
-    task_id: str,
-    owner_id: str,
-    status: TaskStatus | str,
-    status_message: str | None = None,
-) -> TaskRecord:
-    return await s.tasks.update_status(task_id, owner_id, status, status_message, op_id=op_id)
-
-
-async def set_variables(
-    s: Stores, op_id: str, task_id: str, owner_id: str, variables: dict[str, Any]
-) -> TaskRecord:
-    return await s.tasks.set_variables(task_id, owner_id, variables, op_id=op_id)
-
-
-async def set_result(s: Stores, op_id: str, task_id: str, owner_id: str, result: Any) -> TaskRecord:
-    return await s.tasks.set_result(task_id, owner_id, result, op_id=op_id)
-
-
-async def complete_with_result(
-    s: Stores,
-    op_id: str,
-    task_id: str,
-    owner_id: str,
-    status: TaskStatus | str,
-    result: Any,
-    status_message: str | None = None,
-) -> TaskRecord:
-    return await s.tasks.complete_with_result(
-        task_id, owner_id, status, result, status_message, op_id=op_id
-    )
-
-
-async def cancel_task(s: Stores, op_id: str, task_id: str, owner_id: str) -> TaskRecord:
-    return await s.tasks.cancel(task_id, owner_id, op_id=op_id)
-
-
-Operation = Callable[..., Awaitable[Any]]
-
-OPERATIONS: dict[str, Operation] = {
-    op.__name__: op
-    for op in (
-        put,
-        put_if_version,
-        delete,
-        apply_batch,
-        create_task,
-        update_status,
-        set_variables,
-        set_result,
-        complete_with_result,
-        cancel_task,
-    )
-}
+async def _alone(stores: Stores, call: Call) -> Result:
+    try:
+        return await call.write.run(stores, call.args, call.op_id)
+    except (StorageError, TaskError) as exc:
+        return exc
+    except Exception as exc:  # a bug in one write must not fail its neighbours
+        log.exception("%s %s failed", call.write.name, call.op_id)
+        return exc

@@ -33,6 +33,7 @@ class TaskNotFound(InvalidParams):
 
     def __init__(self, task_id: str) -> None:
         super().__init__(f"task not found: {task_id!r}", taskId=task_id)
+        self.task_id = task_id
 
 
 class TaskExpired(TaskNotFound):
@@ -40,6 +41,7 @@ class TaskExpired(TaskNotFound):
 
     def __init__(self, task_id: str) -> None:
         InvalidParams.__init__(self, f"task expired: {task_id!r}", taskId=task_id)
+        self.task_id = task_id
 
 
 class InvalidTransition(InvalidParams):
@@ -54,6 +56,7 @@ class InvalidTransition(InvalidParams):
             toStatus=target,
             suggestedAction=action,
         )
+        self.task_id = task_id
         self.source = source
         self.target = target
         self.action = action
@@ -66,6 +69,8 @@ class NotReady(InvalidParams):
         super().__init__(
             f"task {task_id!r} has no result ({status})", taskId=task_id, status=status
         )
+        self.task_id = task_id
+        self.status = status
 
 
 class VariableSizeExceeded(InvalidParams):
@@ -87,6 +92,8 @@ class ConcurrentModification(TaskError):
             taskId=task_id,
             attempts=attempts,
         )
+        self.task_id = task_id
+        self.attempts = attempts
 
 
 class ResourceExhausted(TaskError):
@@ -94,6 +101,7 @@ class ResourceExhausted(TaskError):
 
     def __init__(self, owner_id: str, limit: int) -> None:
         super().__init__(f"owner holds its limit of {limit} live tasks", limit=limit)
+        self.owner_id = owner_id
         self.limit = limit
 
 

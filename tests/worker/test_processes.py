@@ -26,7 +26,7 @@ from tests.worker.conftest import (
     wait_for_worker,
 )
 from worker.client import TaskStoreClient
-from worker.jobs import reply_key
+from worker.queue import reply_key
 from worker.settings import Settings
 
 

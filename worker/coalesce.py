@@ -1,0 +1,97 @@
+"""Client-side coalescing: writes issued close together travel as one ``ops`` job.
+
+A write joins the open batch; the batch is sent on the next turn of the event
+loop (``window_s`` 0), after ``window_s``, or as soon as it holds ``max_ops``
+writes. Each write joins already encoded (so one that does not encode fails
+alone, in its caller), and the job's payload is those pieces joined. One
+reply wait per batch serves every write in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Send = Callable[[str, bytes], Awaitable[None]]
+"""Enqueue an ``ops`` job: its id and its arguments (JSON)."""
+Wait = Callable[[str], Awaitable[Any]]
+"""The reply of a job by id; raises when none comes in time."""
+
+
+class Batch:
+    """Writes that travel together; ``enqueued`` gives the job id, ``reply`` its reply."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.ops: list[bytes] = []
+        self.enqueued: asyncio.Future[str] = loop.create_future()
+        self.reply: asyncio.Future[Any] = loop.create_future()
+
+    def payload_args(self) -> bytes:
+        """arq's positional arguments of the ``ops`` job: one list of writes."""
+        return b"[[" + b",".join(self.ops) + b"]]"
+
+
+class Coalescer:
+    def __init__(self, send: Send, wait: Wait, window_s: float, max_ops: int) -> None:
+        self._send, self._wait = send, wait
+        self._window_s, self._max_ops = window_s, max_ops
+        self._open: Batch | None = None
+        self._timer: asyncio.Handle | None = None
+        self._flights: set[asyncio.Task[None]] = set()
+
+    def add(self, encoded: bytes) -> tuple[Batch, int]:
+        """Join the open batch with one encoded write; the batch and the write's place in it."""
+        batch = self._open
+        if batch is None:
+            batch = self._open = Batch()
+            loop = asyncio.get_running_loop()
+            self._timer = (
+                loop.call_later(self._window_s, self.flush)
+                if self._window_s > 0
+                else loop.call_soon(self.flush)
+            )
+        batch.ops.append(encoded)
+        if len(batch.ops) >= self._max_ops:
+            self.flush()
+        return batch, len(batch.ops) - 1
+
+    def flush(self) -> None:
+        """Send the open batch now."""
+        batch, self._open = self._open, None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if batch is not None:
+            flight = asyncio.get_running_loop().create_task(self._fly(batch))
+            self._flights.add(flight)
+            flight.add_done_callback(self._flights.discard)
+
+    async def _fly(self, batch: Batch) -> None:
+        job_id = uuid.uuid4().hex
+        try:
+            await self._send(job_id, batch.payload_args())
+            batch.enqueued.set_result(job_id)
+            batch.reply.set_result(await self._wait(job_id))
+        except asyncio.CancelledError:
+            _settle(batch, ConnectionAbortedError("the client was closed"))
+            raise
+        except Exception as exc:
+            _settle(batch, exc)
+
+    async def aclose(self) -> None:
+        """Send what is open and stop waiting for replies."""
+        self.flush()
+        for flight in list(self._flights):
+            flight.cancel()
+        await asyncio.gather(*self._flights, return_exceptions=True)
+
+
+def _settle(batch: Batch, exc: Exception) -> None:
+    """Fail what the batch has not answered yet."""
+    for future in (batch.enqueued, batch.reply):
+        if not future.done():
+            future.set_exception(exc)
+            future.exception()  # retrieved: a write nobody awaits is not an error to report
