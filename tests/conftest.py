@@ -63,9 +63,9 @@ def embedded_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A session-wide embedded server; tests attach to it through its directory."""
     directory = tmp_path_factory.mktemp("embedded")
     server = EmbeddedRedis(directory)
-    server.start()
+    server.acquire()
     yield directory
-    server.stop()
+    server.release()
 
 
 @pytest.fixture(scope="session")

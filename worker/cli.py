@@ -18,10 +18,12 @@ from arq.worker import run_worker
 from redis.exceptions import RedisError
 
 from store import BackendError, StorageError
-from store.redis import RedisBackend, mask_url
+from store.redis import EmbeddedRedis, RedisBackend, mask_url
+from store.redis.connect import is_embedded
 from store.tasks import TaskError
 from worker import logs
 from worker.connections import check_queue, open_stores, queue_redis_settings
+from worker.liveness import live_workers
 from worker.main import worker_settings
 from worker.settings import Settings, SettingsError, load_settings
 from worker.writes import Stores
@@ -72,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
             "and live workers as JSON.")  # fmt: skip
     command("health", _health, "Exit 0 if a worker's health check is fresh, 1 if not "
             "(for liveness probes).")  # fmt: skip
+    embedded = command("embedded", _embedded, "Show (status) or stop (stop) the embedded "
+                       "Redis of EMBEDDED_DIR. status exits 0 when it runs, 1 when not; stop "
+                       "refuses while live processes use it, unless --force.")  # fmt: skip
+    embedded.add_argument("action", choices=["status", "stop"])
+    embedded.add_argument("--force", action="store_true", help="stop even while in use")
     get = command("get", _get, "Print one task as JSON.")
     get.add_argument("owner", help="owner id")
     get.add_argument("task", help="task id")
@@ -198,27 +205,28 @@ async def _queue_stats(settings: Settings) -> dict[str, int]:
     pool = await create_pool(redis_settings)
     try:
         depth = await pool.zcard(settings.queue_name)
-        workers = [k async for k in pool.scan_iter(match=f"{settings.queue_name}:worker:*")]
+        workers = await live_workers(pool, settings.queue_name)
         return {"queue_depth": int(depth), "workers_alive": len(workers)}
     finally:
         await pool.aclose()
         if server is not None:
-            await asyncio.to_thread(server.stop)
+            await asyncio.to_thread(server.release)
 
 
 def _health(settings: Settings, args: argparse.Namespace) -> int:
     async def health() -> int:
-        redis_settings, server = await asyncio.to_thread(queue_redis_settings, settings)
-        if server is not None:  # nothing was running there, so no worker either
-            await asyncio.to_thread(server.stop)
-            print("no worker: the embedded Redis was not running", file=sys.stderr)
+        if is_embedded(settings.queue_url) and not EmbeddedRedis(settings.embedded_dir).answers():
+            print("no worker: the embedded Redis is not running", file=sys.stderr)
             return EXIT_FAILED
+        redis_settings, server = await asyncio.to_thread(queue_redis_settings, settings)
         redis_settings.conn_retries = 0
         pool = await create_pool(redis_settings)
         try:
             report = await pool.get(settings.queue_name + health_check_key_suffix)
         finally:
             await pool.aclose()
+            if server is not None:
+                await asyncio.to_thread(server.release)
         if report is None:
             print("no fresh health check from any worker", file=sys.stderr)
             return EXIT_FAILED
@@ -226,6 +234,21 @@ def _health(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return asyncio.run(health())
+
+
+def _embedded(settings: Settings, args: argparse.Namespace) -> int:
+    """The embedded server's status, or stop it; this never starts one."""
+    server = EmbeddedRedis(settings.embedded_dir)
+    status = server.status()
+    if args.action == "stop":
+        if status["users"] and not args.force:
+            print(f"taskstore embedded: in use by pids {status['users']}; --force stops it anyway",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_FAILED
+        server.stop()
+        status = server.status()
+    print(json.dumps(status))
+    return EXIT_OK if status["running"] == (args.action == "status") else EXIT_FAILED
 
 
 def _get(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,12 +1,13 @@
 """``TaskStoreClient``: enqueue writes for the worker, read the store directly.
 
-Writes issued close together (the same turn of the event loop, or within
-``COALESCE_WINDOW_MS``) travel as one ``ops`` job of up to
-``COALESCE_MAX_OPS`` writes, each with its own op id and outcome;
-``coalesce=False`` sends a write alone, as the job of its own name whose id
-is derived from its op id. Outcomes come back on a per-job reply list that
-the client waits on with BLMOVE, so a call returns within milliseconds of
-the worker finishing. Reads skip the queue and go straight to the store.
+Every write travels in an ``ops`` job with a deadline. Writes issued close
+together (the same turn of the event loop, or within ``COALESCE_WINDOW_MS``)
+share one job of up to ``COALESCE_MAX_OPS`` writes, each with its own op id
+and outcome; ``coalesce=False`` sends a write alone, in a job whose id is its
+op id. Outcomes come back on a per-job reply list that the client waits on
+with BLMOVE, so a call returns within milliseconds of the worker finishing;
+``worker.handle`` says how a job is settled at its deadline. Reads skip the
+queue and go straight to the store.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import asyncio
 import functools
 import hashlib
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from arq.connections import ArqRedis, create_pool
 
@@ -27,61 +29,19 @@ from store import BatchOp, BatchOutcome, InvalidArgument, Page, StorageError, Ve
 from store.redis import EmbeddedRedis
 from store.tasks import TaskPage, TaskRecord
 from worker import writes
-from worker.coalesce import Batch, Coalescer
+from worker.coalesce import Coalescer
 from worker.connections import check_queue, open_stores, queue_redis_settings
 from worker.envelope import open_envelope
-from worker.queue import enqueue, job_payload, wait_reply
+from worker.handle import JobHandle, ReplyTimeout, await_job
+
+__all__ = ["JobHandle", "ReplyTimeout", "TaskStoreClient"]
+from worker.queue import enqueue, job_payload
 from worker.serialization import deserialize, serialize
 from worker.settings import Settings, load_settings
 from worker.writes import Stores, Write
 
 T = TypeVar("T")
 P = ParamSpec("P")
-
-
-class ReplyTimeout(TimeoutError):
-    """No outcome arrived in time; the job may still run (its op id keeps it at most once)."""
-
-    def __init__(self, job_id: str, timeout_s: float) -> None:
-        super().__init__(f"no reply for job {job_id} within {timeout_s} s")
-        self.job_id = job_id
-
-
-class JobHandle(Generic[T]):
-    """An enqueued write; ``await handle.result()`` gives its outcome or raises its error.
-
-    ``job_id`` is the arq job that carries the write (shared by the writes
-    coalesced with it); ``op_id`` is the write's own.
-    """
-
-    def __init__(
-        self,
-        client: TaskStoreClient,
-        job_id: str,
-        op_id: str,
-        decode: Callable[[Any], T],
-        batch: tuple[Batch, int] | None = None,
-    ) -> None:
-        self._client = client
-        self.job_id = job_id
-        self.op_id = op_id
-        self._decode = decode
-        self._batch = batch
-
-    async def result(self, timeout_s: float | None = None) -> T:
-        """Wait up to ``timeout_s`` (default: the reply timeout setting) for the outcome."""
-        wait = self._client.settings.reply_timeout_s if timeout_s is None else timeout_s
-        if self._batch is None:
-            return self._decode(open_envelope(await self._client.reply(self.job_id, wait)))
-        batch, index = self._batch
-        if batch.reply.done() and batch.reply.exception() is not None:
-            reply = await self._client.reply(self.job_id, wait)  # that wait failed: wait anew
-        else:
-            try:
-                reply = await asyncio.wait_for(asyncio.shield(batch.reply), wait)
-            except TimeoutError:
-                raise ReplyTimeout(self.job_id, wait) from None
-        return self._decode(open_envelope(open_envelope(reply)[index]))
 
 
 def _scoped_op_id(scope: str, op_id: str) -> str:
@@ -150,8 +110,8 @@ class TaskStoreClient:
         self._server = server
         self._fresh_prefix, self._fresh = f"{uuid.uuid4().hex}-", itertools.count()
         self._coalescer = Coalescer(
-            lambda job_id, args: self._send(job_id, job_payload("ops", args, b"{}")),
-            lambda job_id: self.reply(job_id, settings.reply_timeout_s),
+            self._send,
+            lambda job_id: await_job(pool, settings, job_id),
             settings.coalesce_window_ms / 1000,
             settings.coalesce_max_ops,
         )
@@ -181,7 +141,7 @@ class TaskStoreClient:
             stores = await open_stores(settings)
         except BaseException:
             if server is not None:
-                await asyncio.to_thread(server.stop)
+                await asyncio.to_thread(server.release)
             raise
         return cls(settings, pool, stores, server)
 
@@ -203,7 +163,7 @@ class TaskStoreClient:
             await self.pool.aclose()
         finally:
             if self._server is not None:
-                await asyncio.to_thread(self._server.stop)
+                await asyncio.to_thread(self._server.release)
 
     # -- reads: straight to the store ------------------------------------------
 
@@ -252,18 +212,19 @@ class TaskStoreClient:
     async def enqueue_apply_batch(
         self, ops: Sequence[BatchOp], *, op_id: str | None = None
     ) -> JobHandle[list[BatchOutcome]]:
-        """Many puts and CAS ops in one job; each keeps its own outcome.
+        """Many puts and CAS ops in one job of their own; each keeps its own outcome.
 
         An op's ``op_id`` is ignored: op ``i`` runs under ``<the batch's op id>:<i>``.
         """
         items = [
             {f.name: getattr(op, f.name) for f in fields(op) if f.name != "op_id"} for op in ops
         ]
-        job_id = self._op_id("\0".join(str(item["key"]) for item in items), op_id)
-        await self._send(
-            job_id, job_payload("apply_batch", _encoded("apply_batch", [items]), b"{}")
-        )
-        return JobHandle(self, job_id, job_id, _batch_outcomes)
+        batch_op = self._op_id("\0".join(str(item["key"]) for item in items), op_id)
+        encoded = []
+        for i, item in enumerate(items):
+            write, args = writes.batch_write(item)
+            encoded.append(_encoded("apply_batch", _op(write, f"{batch_op}:{i}", args)))
+        return await self._submit(encoded, batch_op, None, _batch_outcomes, alone=True)
 
     async def apply_batch(
         self, ops: Sequence[BatchOp], *, op_id: str | None = None
@@ -274,18 +235,34 @@ class TaskStoreClient:
     async def _enqueue(
         self, write: Write[P, T], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> JobHandle[T]:
-        """Check the arguments against the declaration, then enqueue alone or coalesced."""
+        """Check the arguments against the declaration, then send the write."""
         op_id = kwargs.pop("op_id", None)
         coalesce = kwargs.pop("coalesce", True)
         bound = write.bind(args, kwargs)
         op = self._op_id(write.scope(bound), op_id)
-        if coalesce:
-            encoded = _encoded(write.name, {"op": write.name, "id": op, "args": bound})
-            batch, index = self._coalescer.add(encoded)
-            job_id = await asyncio.shield(batch.enqueued)
-            return JobHandle(self, job_id, op, write.decode, (batch, index))
-        await self._send(op, job_payload(write.name, b"[]", _encoded(write.name, bound)))
-        return JobHandle(self, op, op, write.decode)
+        encoded = _encoded(write.name, _op(write, op, bound))
+        return await self._submit([encoded], op, 0, write.decode, alone=not coalesce)
+
+    async def _submit(
+        self,
+        encoded: list[bytes],
+        op_id: str,
+        index: int | None,
+        decode: Callable[[Any], T],
+        *,
+        alone: bool,
+    ) -> JobHandle[T]:
+        """Send encoded writes, in the open batch or alone (job id = op id), and hand back."""
+        if alone:
+            batch = self._coalescer.alone(encoded, op_id)
+        else:
+            batch, index = self._coalescer.add(encoded[0])
+        job_id = await asyncio.shield(batch.enqueued)
+
+        def resend() -> Awaitable[JobHandle[T]]:
+            return self._submit(encoded, op_id, index if alone else 0, decode, alone=True)
+
+        return JobHandle(batch, job_id, op_id, index, decode, resend)
 
     def _op_id(self, scope: str, op_id: str | None) -> str:
         """The caller's op id, scoped; else a fresh one (this client's random prefix, a count)."""
@@ -293,13 +270,17 @@ class TaskStoreClient:
             return _scoped_op_id(scope, op_id)
         return f"{self._fresh_prefix}{next(self._fresh):x}"
 
-    async def _send(self, job_id: str, payload: bytes) -> None:
-        """Enqueue a job; an id already queued or answered is not added again."""
+    async def _send(self, job_id: str, encoded_ops: bytes) -> None:
+        """Enqueue an ``ops`` job whose deadline is the reply timeout from now.
+
+        An id already queued or answered is not added again: the caller waits for that one.
+        """
+        deadline_ms = int((time.time() + self.settings.reply_timeout_s) * 1000)
+        kwargs = b'{"deadline_ms":%d}' % deadline_ms
+        payload = job_payload("ops", b"[" + encoded_ops + b"]", kwargs)
         await enqueue(self.pool, self.settings.queue_name, job_id, payload)
 
-    async def reply(self, job_id: str, timeout_s: float) -> Any:
-        """A job's reply, decoded; ``ReplyTimeout`` when none came within ``timeout_s``."""
-        reply = await wait_reply(self.pool, self.settings.queue_name, job_id, timeout_s)
-        if reply is None:
-            raise ReplyTimeout(job_id, timeout_s)
-        return reply
+
+def _op(write: Write[..., Any], op_id: str, args: dict[str, Any]) -> dict[str, Any]:
+    """One write of an ``ops`` job."""
+    return {"op": write.name, "id": op_id, "args": args}

@@ -3,8 +3,10 @@
 A write joins the open batch; the batch is sent on the next turn of the event
 loop (``window_s`` 0), after ``window_s``, or as soon as it holds ``max_ops``
 writes. Each write joins already encoded (so one that does not encode fails
-alone, in its caller), and the job's payload is those pieces joined. One
-reply wait per batch serves every write in it.
+alone, in its caller), and the job's payload is those pieces joined. A write
+sent alone (``coalesce=False``, a batch of ``apply_batch``) is a batch of its
+own under a job id of the caller's choosing. One wait per batch serves every
+write in it.
 """
 
 from __future__ import annotations
@@ -15,23 +17,22 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 Send = Callable[[str, bytes], Awaitable[None]]
-"""Enqueue an ``ops`` job: its id and its arguments (JSON)."""
+"""Enqueue an ``ops`` job: its id and its list of writes (JSON)."""
 Wait = Callable[[str], Awaitable[Any]]
-"""The reply of a job by id; raises when none comes in time."""
+"""The reply of a job by id, or the exception that settles it without one."""
 
 
 class Batch:
     """Writes that travel together; ``enqueued`` gives the job id, ``reply`` its reply."""
 
-    def __init__(self) -> None:
+    def __init__(self, ops: list[bytes] | None = None) -> None:
         loop = asyncio.get_running_loop()
-        self.ops: list[bytes] = []
+        self.ops: list[bytes] = ops or []
         self.enqueued: asyncio.Future[str] = loop.create_future()
         self.reply: asyncio.Future[Any] = loop.create_future()
 
-    def payload_args(self) -> bytes:
-        """arq's positional arguments of the ``ops`` job: one list of writes."""
-        return b"[[" + b",".join(self.ops) + b"]]"
+    def encoded(self) -> bytes:
+        return b"[" + b",".join(self.ops) + b"]"
 
 
 class Coalescer:
@@ -58,6 +59,12 @@ class Coalescer:
             self.flush()
         return batch, len(batch.ops) - 1
 
+    def alone(self, ops: list[bytes], job_id: str) -> Batch:
+        """Send these writes now, as a job of their own under ``job_id``."""
+        batch = Batch(ops)
+        self._fly(batch, job_id)
+        return batch
+
     def flush(self) -> None:
         """Send the open batch now."""
         batch, self._open = self._open, None
@@ -65,14 +72,16 @@ class Coalescer:
             self._timer.cancel()
             self._timer = None
         if batch is not None:
-            flight = asyncio.get_running_loop().create_task(self._fly(batch))
-            self._flights.add(flight)
-            flight.add_done_callback(self._flights.discard)
+            self._fly(batch, uuid.uuid4().hex)
 
-    async def _fly(self, batch: Batch) -> None:
-        job_id = uuid.uuid4().hex
+    def _fly(self, batch: Batch, job_id: str) -> None:
+        flight = asyncio.get_running_loop().create_task(self._flight(batch, job_id))
+        self._flights.add(flight)
+        flight.add_done_callback(self._flights.discard)
+
+    async def _flight(self, batch: Batch, job_id: str) -> None:
         try:
-            await self._send(job_id, batch.payload_args())
+            await self._send(job_id, batch.encoded())
             batch.enqueued.set_result(job_id)
             batch.reply.set_result(await self._wait(job_id))
         except asyncio.CancelledError:

@@ -23,17 +23,18 @@ QUEUE_RETRY = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=60)
 def queue_redis_settings(
     settings: Settings, *, ride_out_outages: bool = True
 ) -> tuple[RedisSettings, EmbeddedRedis | None]:
-    """arq's connection settings for the queue URL, starting the embedded server if named.
+    """arq's connection settings for the queue URL, starting (or attaching to) the embedded server.
 
     The worker rides out outages (``QUEUE_RETRY``); a client passes False and
     fails fast instead, so its callers see the outage rather than a stall.
-    The server is returned only when this call started it, for the caller to stop.
+    For ``embedded`` this process holds the server until it returns the
+    ``EmbeddedRedis`` given back with ``release()`` (or exits).
     """
     url = settings.queue_url
     server: EmbeddedRedis | None = None
     if is_embedded(url):
         server = EmbeddedRedis(settings.embedded_dir)
-        server.start()
+        server.acquire()
         redis_settings = RedisSettings(unix_socket_path=str(server.socket_path))
     else:
         redis_settings = RedisSettings.from_dsn(url)
@@ -45,7 +46,7 @@ def queue_redis_settings(
         redis_settings.retry_on_error = [ConnectionError, TimeoutError, OSError]
     else:
         redis_settings.conn_retries = 0
-    return redis_settings, server if server is not None and server.owned else None
+    return redis_settings, server
 
 
 async def check_queue(settings: Settings) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from store import errors as s
 from store.tasks import errors as t
+from worker import errors as w
 
 Envelope = dict[str, Any]
 
@@ -41,6 +42,10 @@ ERRORS: dict[str, type[Exception]] = {
         t.ConcurrentModification,
         t.ResourceExhausted,
         t.StoreError,
+        w.WriteNotApplied,
+        w.DeadlineExceeded,
+        w.NoWorkerAlive,
+        w.OutcomeUnknown,
     )
 }
 """Every error that crosses the queue whole, by the name the envelope carries."""

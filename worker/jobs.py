@@ -26,10 +26,12 @@ from arq import Retry
 from store import BatchOp, InvalidArgument, VersionConflict
 from store.checks import check_op_id
 from worker import envelope, writes
+from worker.errors import DeadlineExceeded
+from worker.liveness import lease
 from worker.metrics import Metrics
 from worker.operations import RETRYABLE, Call, Result, execute
 from worker.queue import reply_key
-from worker.serialization import serialize
+from worker.serialization import deserialize, serialize
 from worker.writes import WRITES, Write
 
 log = logging.getLogger("taskstore.jobs")
@@ -56,16 +58,41 @@ def write_job(write: Write[..., Any]) -> Job:
     return job
 
 
-async def ops(ctx: dict[str, Any], ops: object) -> envelope.Envelope:
-    """Many writes in one job, each with its own op id and outcome."""
+async def ops(ctx: dict[str, Any], ops: object, deadline_ms: object = None) -> envelope.Envelope:
+    """Many writes in one job, each with its own op id and outcome.
+
+    A job first run after its ``deadline_ms`` (ms since the epoch) applies
+    nothing: its caller has withdrawn it or is about to. A job run again after
+    its worker died always runs: it may have applied some writes already, and
+    its op ids replay them.
+    """
     if not isinstance(ops, list) or not 0 < len(ops) <= MAX_OPS_PER_JOB:
         reply = envelope.failure(
             InvalidArgument(f"ops takes a list of 1 to {MAX_OPS_PER_JOB} writes")
         )
     else:
-        reply = envelope.success(await _run(ctx, "ops", [_call(op) for op in ops]))
+        calls = [_call(op) for op in ops]
+        if _too_late(ctx, deadline_ms):
+            calls = [DeadlineExceeded(c.op_id) if isinstance(c, Call) else c for c in calls]
+        reply = envelope.success(await _run(ctx, "ops", calls))
     await push_reply(ctx, reply)
     return reply
+
+
+def _too_late(ctx: dict[str, Any], deadline_ms: object) -> bool:
+    if not isinstance(deadline_ms, int) or ctx["job_try"] > 1:
+        return False
+    return time.time() * 1000 > deadline_ms
+
+
+async def refuse(ctx: dict[str, Any], reason: str) -> None:
+    """A job that cannot run (unknown function, undecodable payload): answer, then fail it."""
+    await push_reply(ctx, envelope.failure(InvalidArgument(reason)))
+    raise JobRefused(reason)
+
+
+class JobRefused(Exception):
+    """arq records the refused job as failed with this."""
 
 
 def _call(op: object) -> Call | Exception:
@@ -104,17 +131,8 @@ async def apply_batch(ctx: dict[str, Any], ops: object) -> envelope.Envelope:
 
 
 def _batch_call(op: dict[str, Any], op_id: str) -> Call | Exception:
-    """A batch item as the put or CAS it is (a CAS never creates, so no capacity applies)."""
-    args = dict(op)
-    write: Write[..., int]
-    if args.get("expected_version") is None:
-        args.pop("expected_version", None)
-        write = writes.put
-    else:
-        args.pop("max_records_per_owner", None)
-        write = writes.put_if_version
     try:
-        return Call(write, write.bind((), args), op_id)
+        return Call(*writes.batch_write(op), op_id)
     except InvalidArgument as exc:
         return exc
 
@@ -125,7 +143,8 @@ async def _run(
     """Execute the calls; retry the job while a server failure may pass, else answer each."""
     metrics: Metrics = ctx["metrics"]
     started = time.perf_counter()
-    results = await execute(ctx["stores"], calls)
+    async with lease(ctx):
+        results = await execute(ctx["stores"], calls)
     names = [call.write.name if isinstance(call, Call) else "invalid" for call in calls]
     failed = [(n, r) for n, r in zip(names, results, strict=True) if isinstance(r, RETRYABLE)]
     for name, _ in failed:
@@ -159,7 +178,36 @@ async def push_reply(ctx: dict[str, Any], outcome: envelope.Envelope) -> None:
         await pipe.execute()
 
 
-def job_functions() -> dict[str, Job]:
+def job_functions() -> dict[str, Callable[..., Coroutine[Any, Any, Any]]]:
     """Every job the worker runs, by name."""
     jobs: dict[str, Job] = {name: write_job(w) for name, w in WRITES.items()}
-    return {**jobs, "ops": ops, "apply_batch": apply_batch}
+    return {**jobs, "ops": ops, "apply_batch": apply_batch, REFUSE: refuse}
+
+
+REFUSE = "refuse"
+
+
+def job_deserializer(known: frozenset[str]) -> Callable[[bytes], Any]:
+    """arq's job decoder: a job that cannot run becomes a ``refuse`` job, which answers.
+
+    arq fails an undecodable job, or one naming no function, without calling
+    any of ours, so its caller would hear nothing until its deadline. Rewriting
+    it into a call of ``refuse`` (with the reason) lets the worker push an error
+    reply; nothing of the payload is run or kept.
+    """
+
+    def decode(data: bytes) -> Any:
+        try:
+            job = deserialize(data)
+        except (ValueError, RecursionError) as exc:
+            return _refusal(f"the job does not decode as JSON: {exc!s:.200}")
+        function = job.get("f")
+        if "s" not in job and function not in known:  # a job record, not a result
+            return _refusal(f"no job named {function!r:.80}; known: {sorted(known)}")
+        return job
+
+    return decode
+
+
+def _refusal(reason: str) -> dict[str, Any]:
+    return {"t": None, "f": REFUSE, "a": [reason], "k": {}, "et": int(time.time() * 1000)}

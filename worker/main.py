@@ -18,19 +18,18 @@ from typing import Any
 from arq import cron, func
 from arq.cron import CronJob
 from arq.worker import Function
-from redis.exceptions import RedisError
 
 from store.redis import mask_url
-from worker import jobs, logs, maintenance
+from worker import jobs, liveness, logs, maintenance
 from worker.connections import open_stores, queue_redis_settings
 from worker.metrics import Metrics
 from worker.queue import QueuePool, queue_pool
-from worker.serialization import deserialize, serialize
+from worker.serialization import serialize
 from worker.settings import Settings, load_settings
 
 log = logging.getLogger("taskstore.worker")
 
-HEARTBEAT_S = 5
+HEALTH_CHECK_S = 5
 
 
 def every(seconds: int) -> dict[str, Any]:
@@ -41,7 +40,10 @@ def every(seconds: int) -> dict[str, Any]:
 
 
 def worker_functions() -> list[Function]:
-    return [func(job, name=name) for name, job in jobs.job_functions().items()]
+    return [
+        func(job, name=name, max_tries=1 if name == jobs.REFUSE else None)
+        for name, job in jobs.job_functions().items()
+    ]
 
 
 def cron_jobs(settings: Settings) -> list[CronJob]:
@@ -55,11 +57,18 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
 
 def worker_settings(settings: Settings) -> type:
     """An arq settings class for ``settings``."""
-    redis_settings, server = queue_redis_settings(settings)
+    # An embedded server stays held for the life of this process (released at exit),
+    # so `taskstore worker` can run arq again on it after a Redis error.
+    redis_settings, _ = queue_redis_settings(settings)
     metrics = Metrics()
 
+    functions, crons = worker_functions(), cron_jobs(settings)
+    decode = jobs.job_deserializer(
+        frozenset([*(f.name for f in functions), *(c.name for c in crons)])
+    )
+
     def new_pool() -> QueuePool:
-        return queue_pool(redis_settings, settings.queue_name, serialize, deserialize)
+        return queue_pool(redis_settings, settings.queue_name, serialize, decode, settings.lease_s)
 
     async def startup(ctx: dict[str, Any]) -> None:
         if not logging.getLogger().handlers:  # `taskstore worker` has configured them already
@@ -71,9 +80,12 @@ def worker_settings(settings: Settings) -> type:
             keep_result_s=settings.keep_result_s,
             max_tries=settings.max_tries,
             job_timeout_s=settings.job_timeout_s,
+            lease_s=settings.lease_s,
             worker_id=f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}",
         )
-        ctx["heartbeat"] = asyncio.create_task(_heartbeat(ctx))
+        ctx["heartbeat"] = asyncio.create_task(
+            liveness.heartbeats(ctx["redis"], settings.queue_name, ctx["worker_id"])
+        )
         if settings.metrics_port is not None:
             ctx["metrics_server"] = await metrics.serve(settings.metrics_port)
         log.info(
@@ -89,25 +101,20 @@ def worker_settings(settings: Settings) -> type:
         # after a Redis error, and that run binds it anew.
         if "metrics_server" in ctx:
             ctx["metrics_server"].close()
-        try:
-            if "heartbeat" in ctx:
-                ctx["heartbeat"].cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ctx["heartbeat"]
-                with contextlib.suppress(RedisError):  # it expires by itself
-                    await ctx["redis"].delete(_worker_key(ctx))
-            if "stores" in ctx:
-                await ctx["stores"].backend.aclose()
-        finally:
-            if server is not None:
-                await asyncio.to_thread(server.stop)
+        if "heartbeat" in ctx:
+            ctx["heartbeat"].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ctx["heartbeat"]
+            await liveness.forget(ctx["redis"], settings.queue_name, ctx["worker_id"])
+        if "stores" in ctx:
+            await ctx["stores"].backend.aclose()
 
     return type(
         "WorkerSettings",
         (),
         {
-            "functions": worker_functions(),
-            "cron_jobs": cron_jobs(settings),
+            "functions": functions,
+            "cron_jobs": crons,
             "redis_settings": redis_settings,
             "redis_pool": new_pool(),
             # `taskstore worker` runs arq again after a Redis error, on a new pool each time.
@@ -116,30 +123,18 @@ def worker_settings(settings: Settings) -> type:
             "on_startup": startup,
             "on_shutdown": shutdown,
             "job_serializer": serialize,
-            "job_deserializer": deserialize,
+            "job_deserializer": decode,
             "max_jobs": settings.max_jobs,
             "job_timeout": settings.job_timeout_s,
             "keep_result": settings.keep_result_s,
             "max_tries": settings.max_tries,
             "poll_delay": settings.poll_delay_s,
-            "health_check_interval": HEARTBEAT_S,
+            "health_check_interval": HEALTH_CHECK_S,
             # SIGTERM: stop taking jobs, let running ones finish, then exit.
             "job_completion_wait": int(settings.job_timeout_s) + 1,
             "metrics": metrics,
         },
     )
-
-
-def _worker_key(ctx: dict[str, Any]) -> str:
-    return f"{ctx['queue_name']}:worker:{ctx['worker_id']}"
-
-
-async def _heartbeat(ctx: dict[str, Any]) -> None:
-    """Keep this worker's key alive, so ``taskstore stats`` can count live workers."""
-    while True:
-        with contextlib.suppress(Exception):
-            await ctx["redis"].set(_worker_key(ctx), "1", ex=3 * HEARTBEAT_S)
-        await asyncio.sleep(HEARTBEAT_S)
 
 
 def __getattr__(name: str) -> type:

@@ -2,7 +2,9 @@
 
 arq's unique cron job ids stop two workers from running the same tick; a
 lock in Redis also stops a run that outlasts its interval from overlapping
-the next one, on this worker or another.
+the next one, on this worker or another. The lock and the job's claim are
+leases renewed while the run goes on, so a dead worker holds neither for
+longer than ``LEASE_S``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from store.errors import StorageError
 from store.redis import RedisBackend
+from worker.liveness import lease
 from worker.metrics import Metrics
 
 log = logging.getLogger("taskstore.maintenance")
@@ -26,16 +29,20 @@ return 0
 """
 
 
+def _lock_key(ctx: dict[str, Any], name: str) -> str:
+    return f"{ctx['queue_name']}:lock:{name}"
+
+
 async def _locked(ctx: dict[str, Any], name: str) -> str | None:
+    """Take the run's lock, a lease like the job's own claim; its token, or None if held."""
     token = secrets.token_hex(8)
-    key = f"{ctx['queue_name']}:lock:{name}"
-    ttl_ms = int(ctx["job_timeout_s"] * 1000)
-    acquired = await ctx["redis"].set(key, token, nx=True, px=ttl_ms)
+    ttl_ms = int(ctx["lease_s"] * 1000)
+    acquired = await ctx["redis"].set(_lock_key(ctx, name), token, nx=True, px=ttl_ms)
     return token if acquired else None
 
 
 async def _release(ctx: dict[str, Any], name: str, token: str) -> None:
-    await ctx["redis"].eval(_RELEASE, 1, f"{ctx['queue_name']}:lock:{name}", token)
+    await ctx["redis"].eval(_RELEASE, 1, _lock_key(ctx, name), token)
 
 
 async def sweep_expired(ctx: dict[str, Any]) -> int:
@@ -65,7 +72,8 @@ async def _maintain(ctx: dict[str, Any], name: str, run: Any) -> int:
     metrics: Metrics = ctx["metrics"]
     started = time.perf_counter()
     try:
-        removed = int(await run(ctx))
+        async with lease(ctx, _lock_key(ctx, name)):
+            removed = int(await run(ctx))
     except StorageError as exc:
         log.warning("%s failed: %s", name, exc)
         metrics.backend_errors.inc(job=name)

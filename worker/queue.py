@@ -10,26 +10,32 @@ is enqueued.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from importlib import resources
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
-from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
+from arq.constants import (
+    expires_extra_ms,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError, RedisError, WatchError
+from redis.exceptions import RedisError, WatchError
 
 from store import BackendError
+from worker.liveness import ALIVE_S, workers_key
+from worker.scripts import Script
 from worker.serialization import deserialize
 
 JOB_EXPIRY_MS = expires_extra_ms
 IDLE_WAIT_S = 1.0
 """How long an idle worker sleeps on its wake-up list between two looks at the queue."""
 
-ENQUEUE_SCRIPT = resources.files("worker").joinpath("enqueue.lua").read_text()
-ENQUEUE_SHA = hashlib.sha1(ENQUEUE_SCRIPT.encode()).hexdigest()
+ENQUEUE = Script("enqueue")
+SETTLE = Script("settle")
 
 
 def reply_key(queue_name: str, job_id: str) -> str:
@@ -51,12 +57,8 @@ async def enqueue(pool: ArqRedis, queue_name: str, job_id: str, payload: bytes) 
     """Put one job on the queue; False if that id was already queued or answered."""
     keys = (job_key_prefix + job_id, result_key_prefix + job_id, queue_name, wake_key(queue_name))
     argv = (job_id, payload, int(time.time() * 1000), JOB_EXPIRY_MS)
-    redis: Any = pool  # redis-py's command stubs mix sync and async return types
     try:
-        try:
-            added = await redis.evalsha(ENQUEUE_SHA, 4, *keys, *argv)
-        except NoScriptError:  # EVAL caches it for the next call
-            added = await redis.eval(ENQUEUE_SCRIPT, 4, *keys, *argv)
+        added = await ENQUEUE(pool, keys, argv)
     except RedisError as exc:
         raise BackendError(None, f"enqueueing job {job_id}: {exc}") from exc
     return bool(added)
@@ -77,28 +79,65 @@ async def wait_reply(pool: ArqRedis, queue_name: str, job_id: str, timeout_s: fl
     return None if reply is None else deserialize(reply)
 
 
+async def settle(pool: ArqRedis, queue_name: str, job_id: str) -> str:
+    """After a caller's deadline: withdraw the job if it never started (see ``settle.lua``)."""
+    keys = (
+        job_key_prefix + job_id,
+        in_progress_key_prefix + job_id,
+        retry_key_prefix + job_id,
+        result_key_prefix + job_id,
+        queue_name,
+        reply_key(queue_name, job_id),
+        workers_key(queue_name),
+    )
+    try:
+        state = await SETTLE(pool, keys, (job_id, int(ALIVE_S * 1000)))
+    except RedisError as exc:
+        raise BackendError(None, f"settling job {job_id}: {exc}") from exc
+    return state.decode() if isinstance(state, bytes) else str(state)
+
+
 class QueuePool(ArqRedis):
     """arq's Redis client for a worker: idle polls wait for a wake-up token; claims survive drops.
 
     arq polls with ZRANGEBYSCORE every ``poll_delay``; when that finds nothing
-    ready, this blocks on the wake-up list until a producer enqueues, the next
-    deferred job (a retry, a cron run) is due, or ``IDLE_WAIT_S`` passes, then
-    looks once more. Its pipelines are ``ClaimPipeline``.
+    ready (or only jobs that other workers hold, twice running), this blocks on
+    the wake-up list until a producer enqueues, the next deferred job (a retry,
+    a cron run) is due, or ``IDLE_WAIT_S`` passes, then looks once more. Its
+    pipelines are ``ClaimPipeline``.
     """
 
+    lease_ms: int = 5000
+
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
-        return ClaimPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe = ClaimPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe.lease_ms = self.lease_ms
+        return pipe
+
+    _seen: tuple[bytes, ...] = ()
 
     async def zrangebyscore(self, name: Any, *args: Any, **kwargs: Any) -> Any:
         found = await super().zrangebyscore(name, *args, **kwargs)
-        if not found and name == self.default_queue_name:
+        if name != self.default_queue_name:
+            return found
+        # The same jobs as last time, each still claimed by another worker: nothing to take.
+        if found and tuple(found) == self._seen and await self._all_claimed(found):
+            found = []
+        self._seen = tuple(found)
+        if not found:
             await self._idle(name)
             found = await super().zrangebyscore(name, *args, **kwargs)
         return found
 
+    async def _all_claimed(self, job_ids: list[bytes]) -> bool:
+        keys = [in_progress_key_prefix + j.decode() for j in job_ids]
+        return bool(await self.exists(*keys) == len(keys))
+
     async def _idle(self, queue_name: str) -> None:
         wait = IDLE_WAIT_S
-        upcoming: list[tuple[bytes, float]] = await self.zrange(queue_name, 0, 0, withscores=True)
+        upcoming = await super().zrangebyscore(
+            queue_name, f"({int(time.time() * 1000)}", "+inf", start=0, num=1, withscores=True
+        )
         if upcoming:
             wait = min(wait, upcoming[0][1] / 1000 - time.time())
         if wait > 0.001:
@@ -107,14 +146,25 @@ class QueuePool(ArqRedis):
 
 
 class ClaimPipeline(Pipeline):
-    """A pipeline whose lost WATCH reads as "another worker holds that job".
+    """The pipeline arq claims jobs with: the claim is a lease, and a lost WATCH skips the job.
 
-    arq claims a job with WATCH, EXISTS and ZSCORE before MULTI. When the
-    connection drops after WATCH, redis-py raises ``WatchError`` from EXISTS
-    or ZSCORE, which arq 0.28 does not catch there: its worker loop would
-    end. Answering as if the job were taken makes arq skip it, and the next
-    poll claims it on a fresh connection.
+    arq claims a job with WATCH, EXISTS and ZSCORE, then MULTI and a PSETEX of
+    ``arq:in-progress:<id>`` for the job timeout plus 10 s. Here that PSETEX
+    sets a lease of ``lease_ms`` instead, which the running job renews
+    (``liveness.lease``), so a worker that dies right after claiming holds the
+    job no longer than one lease. When the connection drops after WATCH,
+    redis-py raises ``WatchError`` from EXISTS or ZSCORE, which arq 0.28 does
+    not catch there (its worker loop would end); answering as if another
+    worker held the job makes arq skip it, and the next poll claims it on a
+    fresh connection.
     """
+
+    lease_ms: int = 5000
+
+    def psetex(self, name: Any, time_ms: Any, value: Any) -> Any:
+        if isinstance(name, str) and name.startswith(in_progress_key_prefix):
+            time_ms = self.lease_ms
+        return super().psetex(name, time_ms, value)
 
     async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
         try:
@@ -128,7 +178,11 @@ class ClaimPipeline(Pipeline):
 
 
 def queue_pool(
-    redis_settings: RedisSettings, queue_name: str, serializer: Any, deserializer: Any
+    redis_settings: RedisSettings,
+    queue_name: str,
+    serializer: Any,
+    deserializer: Any,
+    lease_s: float,
 ) -> QueuePool:
     """The worker's pool, made as ``arq.connections.create_pool`` makes its own."""
     s = redis_settings
@@ -156,4 +210,5 @@ def queue_pool(
     pool.job_serializer = serializer
     pool.job_deserializer = deserializer
     pool.default_queue_name = queue_name
+    pool.lease_ms = int(lease_s * 1000)
     return pool

@@ -239,6 +239,22 @@ async def cancel_task(
     ...
 
 
+def batch_write(item: Mapping[str, Any]) -> tuple[Write[..., int], dict[str, Any]]:
+    """An ``apply_batch`` item (``BatchOp`` fields) as the put or CAS it is, arguments bound.
+
+    A CAS never creates a key, so a capacity bound given with one is dropped.
+    """
+    args = dict(item)
+    write: Write[..., int]
+    if args.get("expected_version") is None:
+        args.pop("expected_version", None)
+        write = put
+    else:
+        args.pop("max_records_per_owner", None)
+        write = put_if_version
+    return write, write.bind((), args)
+
+
 WRITES: dict[str, Write[..., Any]] = {
     w.name: w
     for w in (

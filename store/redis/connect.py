@@ -27,6 +27,10 @@ EMBEDDED = "embedded"
 
 
 def default_embedded_dir() -> Path:
+    """``TASKSTORE_EMBEDDED_DIR``, else ``$XDG_DATA_HOME/taskstore`` (``~/.local/share``)."""
+    named = os.environ.get("TASKSTORE_EMBEDDED_DIR")
+    if named:
+        return Path(named)
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "taskstore"
 
@@ -89,7 +93,7 @@ class Connection:
             await self.client.aclose()
         finally:
             if self.server is not None:
-                await asyncio.to_thread(self.server.stop)
+                await asyncio.to_thread(self.server.release)
 
 
 async def connect(
@@ -101,7 +105,7 @@ async def connect(
     try:
         if is_embedded(url):
             server = EmbeddedRedis(embedded_dir or default_embedded_dir())
-            await asyncio.to_thread(server.start)
+            await asyncio.to_thread(server.acquire)
             client: RedisClient = Redis.from_url(server.url, **options)
         elif scheme in CLUSTER_SCHEMES:
             plain = urlunsplit(urlsplit(url)._replace(scheme=CLUSTER_SCHEMES[scheme]))
@@ -115,7 +119,7 @@ async def connect(
         await client.initialize() if isinstance(client, RedisCluster) else await client.ping()
     except (RedisError, RedisClusterException, OSError, ValueError) as exc:
         if server is not None:
-            await asyncio.to_thread(server.stop)
+            await asyncio.to_thread(server.release)
         if isinstance(exc, InvalidArgument):
             raise
         raise BackendError(

@@ -18,6 +18,7 @@ from store import BackendError, StorageError
 from store.tasks import StoreError, TaskError, TaskRecord
 from tests.reliability.soak import Entry, State
 from worker.client import ReplyTimeout, TaskStoreClient
+from worker.errors import OutcomeUnknown
 from worker.settings import load_settings
 
 OWNERS = [f"soak-{n}" for n in range(4)]
@@ -33,7 +34,7 @@ WEIGHTS = {
 }
 SHORT_TTL_MS, LONG_TTL_MS = (1000, 3000), 600_000
 # Checked first: failures after which the operation may or may not have happened.
-UNKNOWN = (ReplyTimeout, BackendError, StoreError)
+UNKNOWN = (OutcomeUnknown, ReplyTimeout, BackendError, StoreError)
 REFUSED = (TaskError, StorageError)  # any other typed error: the store changed nothing
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,10 +16,12 @@ from typing import Any
 import pytest
 from arq.worker import Worker, create_worker
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from store.redis import EmbeddedRedis
 from tests.harness import unique
 from worker.client import TaskStoreClient
+from worker.liveness import live_workers
 from worker.main import worker_settings
 from worker.settings import Settings, load_settings
 
@@ -176,14 +179,14 @@ class WorkerProcess:
 
 
 async def wait_for_worker(settings: Settings, count: int = 1, timeout_s: float = 20) -> None:
-    """Until ``count`` workers have registered their heartbeat key."""
+    """Until ``count`` workers have sent a heartbeat."""
     redis = raw_redis(settings)
     try:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
-            alive = [k async for k in redis.scan_iter(match=f"{settings.queue_name}:worker:*")]
-            if len(alive) >= count:
-                return
+            with contextlib.suppress(RedisConnectionError):  # an embedded server not up yet
+                if len(await live_workers(redis, settings.queue_name)) >= count:
+                    return
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{count} workers did not start")
             await asyncio.sleep(0.1)

@@ -21,7 +21,7 @@ from store.tasks import InvalidTransition, TaskNotFound, TaskRecord, TaskStatus
 from tests.harness import unique
 from tests.worker.conftest import raw_redis
 from worker.client import TaskStoreClient
-from worker.queue import reply_key
+from worker.queue import reply_key, wait_reply
 from worker.settings import Settings
 
 
@@ -136,7 +136,7 @@ async def test_a_redelivered_job_applies_nothing_twice(
         await redis.delete(f"arq:result:{job_id}", reply_key(settings.queue_name, job_id))
         await redis.set(f"arq:job:{job_id}", serialize(job), px=60_000)
         await redis.zadd(settings.queue_name, {job_id: int(time.time() * 1000)})
-        again = await client.reply(job_id, 20)
+        again = await wait_reply(client.pool, settings.queue_name, job_id, 20)
     finally:
         await redis.aclose()
     replayed = [e["value"] if e["ok"] else e["error"]["type"] for e in again["value"]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,12 +18,15 @@ from worker.client import TaskStoreClient
 from worker.settings import Settings
 
 
-async def _until(redis: Redis, key: str, members: list[bytes], timeout_s: float = 6) -> None:
-    for _ in range(int(timeout_s * 10)):
-        if await redis.zrange(key, 0, -1) == members:
+async def _until(
+    redis: Redis, key: str, members: list[bytes], done: Callable[[], bool] = lambda: True
+) -> None:
+    """Until ``key`` holds ``members`` and ``done()`` (the run that did it has counted it)."""
+    for _ in range(300):
+        if await redis.zrange(key, 0, -1) == members and done():
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{key} still holds {await redis.zrange(key, 0, -1)}")
+    raise AssertionError(f"{key} holds {await redis.zrange(key, 0, -1)}")
 
 
 def _redis(client: TaskStoreClient) -> tuple[RedisBackend, Any]:
@@ -52,10 +55,16 @@ async def test_expired_records_are_swept_within_an_interval(settings: Settings) 
         for i in range(10):
             await client.put(make_key(owner, f"dies{i}"), b"x", expires_at_ms=soon)
         await client.put(make_key(owner, "lives"), b"x")
-        await _until(redis, backend.keys.owner(owner).index, [b"lives"])
+        removed = worker.ctx["metrics"].removed
+        await _until(
+            redis,
+            backend.keys.owner(owner).index,
+            [b"lives"],
+            lambda: removed.value(kind="sweep") >= 10,
+        )
         assert await redis.zcard(backend.keys.owner(owner).expiry) == 0
         assert [k for k, _ in (await client.list_page(owner)).items] == [make_key(owner, "lives")]
-        assert worker.ctx["metrics"].removed.value(kind="sweep") == 10
+        assert removed.value(kind="sweep") == 10
 
 
 async def test_planted_orphans_are_reaped_within_an_interval(settings: Settings) -> None:
@@ -67,5 +76,7 @@ async def test_planted_orphans_are_reaped_within_an_interval(settings: Settings)
             await client.put(make_key(owner, name), b"x")
         await redis.delete(keys.record("orphan"))
         await redis.zrem(keys.index, "lost")
-        await _until(redis, keys.index, [b"lives", b"lost"])
-        assert worker.ctx["metrics"].removed.value(kind="reap") >= 2
+        removed = worker.ctx["metrics"].removed
+        await _until(
+            redis, keys.index, [b"lives", b"lost"], lambda: removed.value(kind="reap") >= 2
+        )

@@ -1,11 +1,10 @@
-"""Real `taskstore` processes: the worker CLI, SIGTERM, SIGKILL mid-run, settings."""
+"""Real `taskstore` processes: the worker CLI, SIGTERM, settings."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -14,19 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from store import VersionConflict, VersionedRecord, make_key
+from store import VersionConflict, make_key
 from tests.harness import unique
 from tests.worker.conftest import (
     WorkerProcess,
     cli,
     drop_test_keys,
-    isolated_settings,
     python,
     settings_env,
     wait_for_worker,
 )
 from worker.client import TaskStoreClient
-from worker.queue import reply_key
 from worker.settings import Settings
 
 
@@ -92,76 +89,6 @@ async def test_sigterm_lets_running_jobs_finish(
         # Whatever the worker took, it finished; nothing is half done.
         assert await client.count(owner) == finished
     assert "shutdown on SIGTERM" in worker_process.output()
-
-
-@pytest.mark.slow
-async def test_killed_worker_loses_no_increment_and_applies_none_twice(
-    redis_url: str, tmp_path: Path
-) -> None:
-    settings = isolated_settings(
-        redis_url,
-        "kill",
-        job_timeout_s=1,  # arq re-runs a dead worker's jobs 10 s after this
-        reply_timeout_s=60,
-        keep_result_s=120,
-        max_jobs=20,
-    )
-    first: WorkerProcess | None = None
-    second: WorkerProcess | None = None
-    third: WorkerProcess | None = None
-    try:
-        async with TaskStoreClient.connect(settings) as client:
-            owners = [unique() for _ in range(50)]
-            keys = [make_key(owners[i % 50], f"counter{i}") for i in range(2000)]
-            await asyncio.gather(*(client.stores.backend.put(k, b"0") for k in keys))
-            # All 2,000 increments are queued before the first worker runs: a
-            # backlog it alone drains, so it always holds claimed jobs and dies
-            # holding some; the others start only once it is frozen.
-            handles = [await client.enqueue_put_if_version(k, b"1", 1) for k in keys]
-            first = WorkerProcess(settings, tmp_path / "first.log")
-            await wait_for_worker(settings)
-
-            # Freeze the first worker at an instant when it has started a job
-            # (by its own log) that has not replied yet, then kill it there.
-            async def caught() -> set[str]:
-                unfinished = _unfinished_jobs(first.output())
-                replied = [
-                    await client.pool.exists(reply_key(settings.queue_name, job_id))
-                    for job_id in unfinished
-                ]
-                return {j for j, done in zip(unfinished, replied, strict=True) if not done}
-
-            for _ in range(1000):
-                first.process.send_signal(signal.SIGSTOP)
-                await asyncio.sleep(0.01)
-                if await caught():
-                    break
-                first.process.send_signal(signal.SIGCONT)
-                await asyncio.sleep(0.003)
-            assert await caught()
-            assert await client.pool.zcard(settings.queue_name) > 100
-            first.stop(signal.SIGKILL)
-            second = WorkerProcess(settings, tmp_path / "second.log")
-            third = WorkerProcess(settings, tmp_path / "third.log")
-            outcomes = await asyncio.gather(*(h.result() for h in handles))
-            assert outcomes == [2] * len(keys)
-            records = await asyncio.gather(*(client.get(k) for k in keys))
-            assert records == [VersionedRecord(b"1", 2)] * len(keys)
-        assert second.alive()
-        assert third.alive()
-        # The dead worker's jobs really were re-run elsewhere.
-        assert "try=2" in second.output() + third.output(), first.output()[-3000:]
-    finally:
-        for process in (first, second, third):
-            if process is not None:
-                process.stop()
-        await drop_test_keys(settings)
-
-
-def _unfinished_jobs(log: str) -> set[str]:
-    """Job ids arq logged as started (``→ id:``) but not as finished (``← id:``)."""
-    started = set(re.findall(r"→ (\w+):", log))
-    return started - set(re.findall(r"← (\w+):", log))
 
 
 def test_env_and_dotenv_are_honoured_and_bad_values_named(

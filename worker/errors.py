@@ -1,0 +1,49 @@
+"""What a caller learns when its write's job did not answer in time.
+
+Each names the op id, so the caller can ask what became of it
+(``TaskStoreClient.outcome``) or send it again under the same op id, which is
+always safe: a write is applied at most once per op id.
+"""
+
+from __future__ import annotations
+
+from store.errors import StorageError
+
+
+class WriteNotApplied(StorageError):
+    """Definite: the write was not applied, and its job will never run."""
+
+    def __init__(self, op_id: str, reason: str) -> None:
+        super().__init__(f"write {op_id} was not applied and never will be: {reason}")
+        self.op_id = op_id
+        self.reason = reason
+
+
+class DeadlineExceeded(WriteNotApplied):
+    """No worker started the write's job before its deadline; it was withdrawn."""
+
+    def __init__(self, op_id: str) -> None:
+        super().__init__(op_id, "no worker started it before its deadline")
+
+
+class NoWorkerAlive(WriteNotApplied):
+    """No worker was alive to run the write before its deadline; it was withdrawn."""
+
+    def __init__(self, op_id: str) -> None:
+        super().__init__(op_id, "no worker is alive on this queue")
+
+
+class OutcomeUnknown(StorageError, TimeoutError):
+    """Open: the write's job had started, and no outcome came before the caller gave up.
+
+    It may have been applied or may still be; ``TaskStoreClient.outcome(...)``
+    tells which, and sending it again under the same op id applies it at most once.
+    """
+
+    def __init__(self, op_id: str, job_id: str) -> None:
+        super().__init__(
+            f"write {op_id} (job {job_id}) was running when its deadline passed; "
+            "its outcome is not known yet"
+        )
+        self.op_id = op_id
+        self.job_id = job_id

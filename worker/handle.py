@@ -1,0 +1,116 @@
+"""Waiting for a job's outcome until it is definite, and the handle a caller holds.
+
+A job is enqueued with a deadline (``REPLY_TIMEOUT_S`` from the moment it is
+sent). Until then the caller waits for the reply. At the deadline the client
+settles the job in one atomic step (``settle.lua``):
+
+- never started: it is withdrawn from the queue, so it can never run; the
+  caller gets ``DeadlineExceeded``, or ``NoWorkerAlive`` when no worker has
+  sent a heartbeat lately. A worker that picks the job up at that instant finds
+  its record gone and runs nothing; one that took it just before sees the
+  deadline passed and applies nothing either.
+- started (running, or waiting to be run again after its worker died): the
+  caller waits on, a lease at a time, across the re-run, for at most
+  ``JOB_TIMEOUT_S`` plus two leases; then ``OutcomeUnknown`` names the op id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from arq.connections import ArqRedis
+
+from worker.coalesce import Batch
+from worker.envelope import open_envelope
+from worker.errors import DeadlineExceeded, NoWorkerAlive, OutcomeUnknown
+from worker.queue import settle, wait_reply
+from worker.settings import Settings
+
+T = TypeVar("T")
+
+
+class ReplyTimeout(TimeoutError):
+    """``result(timeout_s)`` gave up before the job was settled; the write is still pending."""
+
+    def __init__(self, job_id: str, timeout_s: float) -> None:
+        super().__init__(f"no reply for job {job_id} within {timeout_s} s; it is still pending")
+        self.job_id = job_id
+
+
+class Withdrawn(Exception):
+    """The job never started and was taken off the queue."""
+
+    def __init__(self, no_worker: bool) -> None:
+        super().__init__("withdrawn")
+        self.no_worker = no_worker
+
+
+class Open(Exception):
+    """The job started and did not answer in time."""
+
+
+async def await_job(pool: ArqRedis, settings: Settings, job_id: str) -> Any:
+    """The job's reply; ``Withdrawn`` or ``Open`` when it settles without one."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.reply_timeout_s
+    give_up = deadline + settings.job_timeout_s + 2 * settings.lease_s
+    while True:
+        wait = max(deadline - loop.time(), 0.01)
+        reply = await wait_reply(pool, settings.queue_name, job_id, wait)
+        if reply is not None:
+            return reply
+        state = await settle(pool, settings.queue_name, job_id)
+        if state.startswith("withdrawn"):
+            raise Withdrawn(no_worker=state == "withdrawn-no-worker")
+        if state == "finished" or (state == "started" and loop.time() >= give_up):
+            raise Open()
+        # Replied meanwhile, or started: wait on, a lease at a time.
+        deadline = min(loop.time() + settings.lease_s, give_up)
+
+
+class JobHandle(Generic[T]):
+    """An enqueued write; ``await handle.result()`` gives its outcome or raises its error.
+
+    ``job_id`` is the arq job that carries the write (shared by the writes
+    coalesced with it); ``op_id`` is the write's own. ``retry()`` sends the same
+    write again under the same op id: if it was applied, that returns its first
+    outcome, else it applies it now; never twice.
+    """
+
+    def __init__(
+        self,
+        batch: Batch,
+        job_id: str,
+        op_id: str,
+        index: int | None,
+        decode: Callable[[Any], T],
+        resend: Callable[[], Awaitable[JobHandle[T]]],
+    ) -> None:
+        self.job_id = job_id
+        self.op_id = op_id
+        self._batch, self._index = batch, index
+        self._decode = decode
+        self._resend = resend
+
+    async def result(self, timeout_s: float | None = None) -> T:
+        """The outcome, once the job is settled; ``ReplyTimeout`` if ``timeout_s`` ends first."""
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(self._batch.reply), timeout_s)
+        except Withdrawn as exc:
+            raise (NoWorkerAlive if exc.no_worker else DeadlineExceeded)(self.op_id) from None
+        except Open:
+            raise OutcomeUnknown(self.op_id, self.job_id) from None
+        except TimeoutError:
+            if self._batch.reply.done():
+                raise
+            raise ReplyTimeout(self.job_id, timeout_s or 0) from None
+        value = open_envelope(reply)
+        if self._index is not None:
+            value = open_envelope(value[self._index])
+        return self._decode(value)
+
+    async def retry(self) -> JobHandle[T]:
+        """Send the write again, alone, under the same op id; a handle to the new job."""
+        return await self._resend()

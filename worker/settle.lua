@@ -1,0 +1,25 @@
+-- Settle a job whose caller's deadline passed: withdraw it if no worker ever started it.
+-- KEYS[1] job key, KEYS[2] in-progress key, KEYS[3] retry key (arq sets it when a
+-- run starts), KEYS[4] result key, KEYS[5] queue, KEYS[6] reply list, KEYS[7] workers
+-- ARGV[1] job id, ARGV[2] how recent (ms) a heartbeat makes a worker alive
+-- Reply: 'replied' (the reply is there to read), 'started' (running, or waiting
+-- to be run again after its worker died: its outcome is open), 'finished' (done,
+-- its reply already expired), 'withdrawn' (never started; now removed, so it can
+-- never run) or 'withdrawn-no-worker' (the same, and no worker is alive).
+if redis.call('EXISTS', KEYS[6]) == 1 then
+    return 'replied'
+end
+if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then
+    return 'started'
+end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+    return 'finished'
+end
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('DEL', KEYS[1])
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+if redis.call('ZCOUNT', KEYS[7], now - tonumber(ARGV[2]), '+inf') == 0 then
+    return 'withdrawn-no-worker'
+end
+return 'withdrawn'
