@@ -6,8 +6,11 @@
   each under its own op id; the reply is a success envelope holding one
   envelope per write, in order.
 - ``apply_batch``: raw puts and CAS ops, op ``i`` under ``<job id>:<i>``.
+- ``refuse``: what the job decoder turns a job that cannot run into; it
+  replies ``InvalidArgument`` so no caller waits for a job that will never run.
 
-Arguments are bound to the write's declaration inside the job, so a
+``TaskStoreClient`` sends only ``ops`` jobs; the others serve producers that
+speak arq directly. Arguments are bound to the write's declaration inside the job, so a
 producer's wrong arguments become a typed ``InvalidArgument`` outcome instead
 of an arq crash. Server failures are retried by arq (the op ids make the
 retry safe) until the last try, which reports them.

@@ -31,17 +31,19 @@ QUEUES = ["redis", "embedded"]
 @pytest.fixture(params=QUEUES)
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings for one test: its own queue and key prefix, on the shared or embedded Redis."""
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-        directory = tmp_path
-    else:
-        url, directory = "embedded", request.getfixturevalue("embedded_dir")
+    return queue_settings(request, tmp_path, request.param)
+
+
+def queue_settings(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> Settings:
+    """Queue and store on the shared Redis, the embedded one, or the store on the cluster."""
+    options: dict[str, Any] = {"embedded_dir": tmp_path}
+    url = "embedded" if kind == "embedded" else request.getfixturevalue("redis_url")
+    if kind == "embedded":
+        options["embedded_dir"] = request.getfixturevalue("embedded_dir")
+    elif kind == "cluster-store":
+        options["store_url"] = request.getfixturevalue("cluster").url
     return isolated_settings(
-        url,
-        embedded_dir=directory,
-        keep_result_s=30,
-        reply_timeout_s=20,
-        max_tasks_per_owner=1000,
+        url, keep_result_s=30, reply_timeout_s=20, max_tasks_per_owner=1000, **options
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +20,16 @@ from store import (
 )
 from store.tasks import InvalidTransition, TaskNotFound, TaskRecord, TaskStatus
 from tests.harness import unique
-from tests.worker.conftest import raw_redis
+from tests.worker.conftest import queue_settings, raw_redis
 from worker.client import TaskStoreClient
 from worker.queue import reply_key, wait_reply
 from worker.settings import Settings
+
+
+@pytest.fixture(params=["redis", "embedded", "cluster-store"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """As everywhere in tests/worker, and once more with the store on a Redis Cluster."""
+    return queue_settings(request, tmp_path, request.param)
 
 
 async def _settled(*calls: Awaitable[Any]) -> list[Any]:
