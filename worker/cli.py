@@ -29,6 +29,7 @@ from worker.settings import Settings, SettingsError, load_settings
 from worker.writes import Stores
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("taskstore.worker")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,13 +38,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        print(f"taskstore: {exc}", file=sys.stderr)
+        # Logged in the format asked for, although the settings did not load.
+        fmt = "json" if os.environ.get("TASKSTORE_LOG_FORMAT", "").lower() == "json" else "plain"
+        logs.configure("INFO", fmt, [])
+        log.error("taskstore: %s", exc)
         return EXIT_USAGE
+    logs.configure(settings.log_level, settings.log_format, settings.secrets())
     try:
         result: int = args.run(settings, args)
         return result
     except (StorageError, TaskError) as exc:
-        print(f"taskstore {args.command}: {exc}", file=sys.stderr)
+        log.error("taskstore %s: %s", args.command, exc)
         return EXIT_FAILED
     except BrokenPipeError:
         # The reader went away (`taskstore list x | head`): stop quietly, and
@@ -103,9 +108,7 @@ RESTART_PAUSE_S = 0.1
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    logs.configure(settings.log_level, settings.log_format, settings.secrets())
     asyncio.run(check_queue(settings))
-    log = logging.getLogger("taskstore.worker")
     if use_uvloop():
         log.info("running on uvloop")
     settings_class = worker_settings(settings)
@@ -216,7 +219,7 @@ async def _queue_stats(settings: Settings) -> dict[str, int]:
 def _health(settings: Settings, args: argparse.Namespace) -> int:
     async def health() -> int:
         if is_embedded(settings.queue_url) and not EmbeddedRedis(settings.embedded_dir).answers():
-            print("no worker: the embedded Redis is not running", file=sys.stderr)
+            log.error("no worker: the embedded Redis is not running")
             return EXIT_FAILED
         redis_settings, server = await asyncio.to_thread(queue_redis_settings, settings)
         redis_settings.conn_retries = 0
@@ -228,7 +231,7 @@ def _health(settings: Settings, args: argparse.Namespace) -> int:
             if server is not None:
                 await asyncio.to_thread(server.release)
         if report is None:
-            print("no fresh health check from any worker", file=sys.stderr)
+            log.error("no fresh health check from any worker")
             return EXIT_FAILED
         print(report.decode())
         return EXIT_OK
@@ -242,8 +245,8 @@ def _embedded(settings: Settings, args: argparse.Namespace) -> int:
     status = server.status()
     if args.action == "stop":
         if status["users"] and not args.force:
-            print(f"taskstore embedded: in use by pids {status['users']}; --force stops it anyway",
-                  file=sys.stderr)  # fmt: skip
+            log.error("taskstore embedded: in use by pids %s; --force stops it anyway",
+                      status["users"])  # fmt: skip
             return EXIT_FAILED
         server.stop()
         status = server.status()

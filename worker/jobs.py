@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import fields
 from typing import Any
@@ -90,6 +91,7 @@ def _too_late(ctx: dict[str, Any], deadline_ms: object) -> bool:
 
 async def refuse(ctx: dict[str, Any], reason: str) -> None:
     """A job that cannot run (unknown function, undecodable payload): answer, then fail it."""
+    log.warning("refused job %s: %s", ctx["job_id"], reason, extra={"job_id": ctx["job_id"]})
     await push_reply(ctx, envelope.failure(InvalidArgument(reason)))
     raise JobRefused(reason)
 
@@ -156,12 +158,31 @@ async def _run(
         log.warning("%s %s: storage failed, will retry: %s", job, ctx["job_id"], failed[0][1])
         raise Retry(defer=min(0.05 * 2 ** ctx["job_try"], 2.0)) from failed[0][1]
     outcomes = [_envelope(r) for r in results]
+    labels = Counter[str]()
     for name, outcome in zip(names, outcomes, strict=True):
         label = "ok" if outcome["ok"] else outcome["error"]["type"]
+        labels[label] += 1
         metrics.jobs.inc(job=name, outcome=label)
         if label == VersionConflict.__name__:
             metrics.cas_conflicts.inc(job=name)
-    metrics.job_seconds.observe(time.perf_counter() - started, job=job)
+    seconds = time.perf_counter() - started
+    metrics.job_seconds.observe(seconds, job=job)
+    summary = ", ".join(f"{n} {label}" for label, n in sorted(labels.items()))
+    log.info(
+        "%s %s try %d: %s in %.1f ms",
+        job,
+        ctx["job_id"],
+        ctx["job_try"],
+        summary,
+        seconds * 1000,
+        extra={
+            "job": job,
+            "job_id": ctx["job_id"],
+            "try": ctx["job_try"],
+            "outcomes": dict(labels),
+            "duration_ms": round(seconds * 1000, 2),
+        },
+    )
     return outcomes
 
 

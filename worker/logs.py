@@ -1,4 +1,12 @@
-"""Logging: plain or JSON lines, with every configured secret masked."""
+"""Logging: plain or JSON lines, with every configured secret masked, and no payloads.
+
+taskstore logs one line per job itself (``taskstore.jobs``: job, id, try,
+outcomes, duration), never arguments, data, variables or results. arq's own
+per-job lines carry exactly those (its ``→`` line the arguments, its ``←``
+line the result), so they are dropped; arq's other lines are kept, through
+taskstore's handler only, so each appears once and in the chosen format
+under ``taskstore worker`` and ``arq worker.main.WorkerSettings`` alike.
+"""
 
 from __future__ import annotations
 
@@ -44,8 +52,23 @@ class SecretFilter(logging.Filter):
         return True
 
 
+class NoArqJobLines(logging.Filter):
+    """Drop arq's per-job start and finish lines, which show arguments and results."""
+
+    _PAYLOAD_LINES = ("%6.2fs → ", "%6.2fs ← ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name == "arq.worker"
+            and isinstance(record.msg, str)
+            and record.msg.startswith(self._PAYLOAD_LINES)
+        )
+
+
 def configure(level: str, fmt: str, secrets: list[str]) -> None:
+    """Send every record, arq's included, through one stderr handler."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(NoArqJobLines())
     handler.addFilter(SecretFilter(secrets))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -54,3 +77,25 @@ def configure(level: str, fmt: str, secrets: list[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in ARQ_LOGGERS:
+        arq = logging.getLogger(name)
+        if not any(isinstance(f, ThroughRoot) for f in arq.filters):
+            arq.addFilter(ThroughRoot())
+
+
+ARQ_LOGGERS = ("arq.worker", "arq.connections", "arq.jobs", "arq.utils")
+
+
+class ThroughRoot(logging.Filter):
+    """Hand arq's records to the root handlers only, then stop them.
+
+    arq's CLI gives the ``arq`` logger a handler of its own, after it has
+    looked up ``WorkerSettings``; a record would be printed by it and again by
+    ours. A filter on the loggers arq logs with outlasts that configuration.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        root = logging.getLogger()
+        if record.levelno >= root.getEffectiveLevel():
+            root.handle(record)
+        return False

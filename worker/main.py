@@ -139,7 +139,11 @@ def worker_settings(settings: Settings) -> type:
 
 def __getattr__(name: str) -> type:
     if name == "WorkerSettings":
-        built = worker_settings(load_settings())
+        settings = load_settings()
+        # Under `arq worker.main.WorkerSettings`, before arq's first line.
+        if not logging.getLogger().handlers:
+            logs.configure(settings.log_level, settings.log_format, settings.secrets())
+        built = worker_settings(settings)
         globals()["WorkerSettings"] = built
         return built
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -152,12 +152,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """``taskstore worker`` in a subprocess, its output in a file."""
+    """``taskstore worker`` (or ``python -m <argv>``) in a subprocess, its output in a file."""
 
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(
+        self, settings: Settings, log: Path, argv: tuple[str, ...] = ("worker.cli", "worker")
+    ) -> None:
         self.log = log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "worker"],
+            [sys.executable, "-m", *argv],
             env=settings_env(settings),
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
