@@ -33,6 +33,7 @@ from worker.coalesce import Coalescer
 from worker.connections import check_queue, open_stores, queue_redis_settings
 from worker.envelope import open_envelope
 from worker.handle import JobHandle, ReplyTimeout, await_job
+from worker.jobs import MAX_OPS_PER_JOB
 
 __all__ = ["JobHandle", "ReplyTimeout", "TaskStoreClient"]
 from worker.queue import enqueue, job_payload
@@ -216,6 +217,8 @@ class TaskStoreClient:
 
         An op's ``op_id`` is ignored: op ``i`` runs under ``<the batch's op id>:<i>``.
         """
+        if not 0 < len(ops) <= MAX_OPS_PER_JOB:
+            raise InvalidArgument(f"apply_batch takes 1 to {MAX_OPS_PER_JOB} ops, not {len(ops)}")
         items = [
             {f.name: getattr(op, f.name) for f in fields(op) if f.name != "op_id"} for op in ops
         ]

@@ -42,7 +42,7 @@ log = logging.getLogger("taskstore.jobs")
 
 Job = Callable[..., Coroutine[Any, Any, envelope.Envelope]]
 
-MAX_OPS_PER_JOB = 1000
+MAX_OPS_PER_JOB = 10_000
 BATCH_FIELDS = frozenset(f.name for f in fields(BatchOp)) - {"op_id"}
 
 
