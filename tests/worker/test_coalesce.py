@@ -133,7 +133,12 @@ async def test_a_redelivered_job_applies_nothing_twice(
     first = await _settled(*(h.result() for h in handles))
     redis = raw_redis(settings)
     try:
-        payload = await redis.get(f"arq:result:{job_id}")
+        # arq records the result just after the job has pushed its reply.
+        for _ in range(200):
+            payload = await redis.get(f"arq:result:{job_id}")
+            if payload is not None:
+                break
+            await asyncio.sleep(0.05)
         assert payload is not None
         # Put the job back as arq does after a crash: its record and its queue entry.
         from worker.serialization import deserialize, serialize
