@@ -30,6 +30,17 @@ async def _drained(redis: Redis, settings: Settings) -> None:
     raise AssertionError("the queue did not drain")
 
 
+async def _never_applied(
+    client: TaskStoreClient, redis: Redis, settings: Settings, key: str
+) -> None:
+    """A worker started now serves new writes, and the withdrawn write never lands."""
+    async with running_worker(settings):
+        assert await client.put(make_key(unique(), "after"), b"x") == 1
+        await _drained(redis, settings)
+        with pytest.raises(NotFound):
+            await client.get(key)
+
+
 async def _planted(client: TaskStoreClient, settings: Settings, job_id: str, payload: bytes) -> Any:
     """Put a job record on the queue by hand, as any producer could; its reply."""
     redis = raw_redis(settings)
@@ -59,11 +70,7 @@ async def test_with_no_worker_the_call_fails_as_such_and_never_runs_later(
             with pytest.raises(NoWorkerAlive):
                 await client.create_task(unique(), "tools/call", coalesce=False)
             assert await redis.zcard(short.queue_name) == 0, "the jobs were withdrawn"
-            async with running_worker(short):
-                assert await client.put(make_key(unique(), "after"), b"x") == 1
-                await _drained(redis, short)
-                with pytest.raises(NotFound):
-                    await client.get(key)
+            await _never_applied(client, redis, short, key)
     finally:
         await redis.aclose()
         await drop_test_keys(short)
@@ -79,10 +86,7 @@ async def test_a_live_but_busy_queue_gives_deadline_exceeded(short: Settings) ->
             key = make_key(unique(), "t")
             with pytest.raises(DeadlineExceeded):
                 await client.put(key, b"late")
-            async with running_worker(short):
-                await _drained(redis, short)
-                with pytest.raises(NotFound):
-                    await client.get(key)
+            await _never_applied(client, redis, short, key)
     finally:
         await redis.aclose()
         await drop_test_keys(short)
