@@ -1,6 +1,13 @@
 """taskstore's storage layer: the contract, its backends and the task domain."""
 
-from store.backend import BatchOp, BatchOutcome, Page, StorageBackend, VersionedRecord
+from store.backend import (
+    BatchOp,
+    BatchOutcome,
+    Page,
+    StorageBackend,
+    StoreStats,
+    VersionedRecord,
+)
 from store.errors import (
     BackendError,
     CapacityExceeded,
@@ -32,6 +39,7 @@ __all__ = [
     "RedisBackend",
     "StorageBackend",
     "StorageError",
+    "StoreStats",
     "Updater",
     "VersionConflict",
     "VersionedRecord",

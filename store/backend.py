@@ -8,7 +8,7 @@ operation, judged by the backend's own clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -45,6 +45,20 @@ class BatchOp:
 
 
 BatchOutcome = int | StorageError
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """What the store holds, read without walking the keyspace.
+
+    ``owners`` and ``records`` cover owners with a record that expires (every
+    task expires); ``owners_due`` is how many of them hold a record that has
+    expired and waits for the sweep.
+    """
+
+    owners: int
+    records: int
+    owners_due: int
 
 
 @runtime_checkable
@@ -112,6 +126,14 @@ class StorageBackend(Protocol):
 
     async def reap_orphans(self) -> int:
         """Repair index entries that disagree with the records; return how many."""
+        ...
+
+    async def stats(self, progress: Callable[[int, int], None] | None = None) -> StoreStats:
+        """Owners, live records and owners due for the sweep.
+
+        The cost follows the owners, not the keyspace; ``progress(done, total)``
+        hears about each chunk of owners counted.
+        """
         ...
 
     async def applied_version(self, key: str, op_id: str) -> int | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from store import checks
-from store.backend import BatchOp, BatchOutcome, Page, VersionedRecord
+from store.backend import BatchOp, BatchOutcome, Page, StoreStats, VersionedRecord
 from store.cursor import decode_cursor, encode_cursor
 from store.errors import CapacityExceeded, NotFound, StorageError, VersionConflict
 from store.keys import make_key, parse_key, parse_prefix, validate_id
@@ -108,6 +108,21 @@ class InMemoryBackend(checks.CheckedWrites):
 
     async def count(self, owner_id: str) -> int:
         return self._count(validate_id(owner_id, "owner id"), self._clock())
+
+    async def stats(self, progress: Callable[[int, int], None] | None = None) -> StoreStats:
+        now = self._clock()
+        expiring = [
+            records
+            for records in self._owners.values()
+            if any(e.expires_at_ms is not None for e in records.values())
+        ]
+        if progress is not None:
+            progress(len(expiring), len(expiring))
+        return StoreStats(
+            owners=len(expiring),
+            records=sum(e.live(now) for records in expiring for e in records.values()),
+            owners_due=sum(any(not e.live(now) for e in r.values()) for r in expiring),
+        )
 
     async def cleanup_expired(self) -> int:
         now = self._clock()

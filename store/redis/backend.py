@@ -21,7 +21,7 @@ from redis.asyncio import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from store import checks
-from store.backend import BatchOp, BatchOutcome, Page, VersionedRecord
+from store.backend import BatchOp, BatchOutcome, Page, StoreStats, VersionedRecord
 from store.cursor import decode_cursor, encode_cursor
 from store.errors import (
     BackendError,
@@ -42,6 +42,7 @@ from store.redis.scripts import BoundScript
 _WRITTEN, _CONFLICT = 0, 1
 _LIST_CHUNK = 500
 _OWNERS_PER_SWEEP_ROUND = 64
+_STATS_CHUNK = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,21 @@ class RedisBackend(checks.CheckedWrites):
         keys = self.keys.owner(validate_id(owner_id, "owner id"))
         with _backend_errors(owner_id):
             return int(await self._count(keys=(keys.index, keys.expiry)))
+
+    async def stats(self, progress: Callable[[int, int], None] | None = None) -> StoreStats:
+        """Owners from the due-index, each counted by its own index: no keyspace SCAN."""
+        with _backend_errors(None):
+            now = await self._server_ms()
+            total = int(await self._redis.zcard(self.keys.due))
+            due = int(await self._redis.zcount(self.keys.due, "-inf", now))
+            records = 0
+            for start in range(0, total, _STATS_CHUNK):
+                chunk = await self._redis.zrange(self.keys.due, start, start + _STATS_CHUNK - 1)
+                counts = await asyncio.gather(*(self.count(o.decode()) for o in chunk))
+                records += sum(counts)
+                if progress is not None:
+                    progress(min(start + _STATS_CHUNK, total), total)
+        return StoreStats(owners=total, records=records, owners_due=due)
 
     async def cleanup_expired(self) -> int:
         """Sweep the owners the due-index says are due; cost follows the expired work."""

@@ -11,6 +11,7 @@ from store import (
     InvalidKey,
     NotFound,
     RecordTooLarge,
+    StoreStats,
     VersionConflict,
     VersionedRecord,
     make_key,
@@ -160,6 +161,22 @@ async def test_listing_and_count_leave_out_expired_records(harness: Harness) -> 
     )
     assert sorted(k for k, _ in (await harness.backend.list_page(owner)).items) == expected
     assert await harness.backend.count(owner) == 3
+
+
+async def test_stats_count_owners_records_and_owners_due(harness: Harness) -> None:
+    a, b = unique(), unique()
+    soon, later = await expiring(harness), await harness.now_ms() + 3_600_000
+    await harness.backend.put(make_key(a, "kept"), b"x", expires_at_ms=later)
+    await harness.backend.put(make_key(a, "brief"), b"x", expires_at_ms=soon)
+    await harness.backend.put(make_key(b, "kept"), b"x", expires_at_ms=later)
+    heard: list[tuple[int, int]] = []
+    stats = await harness.backend.stats(lambda done, total: heard.append((done, total)))
+    assert stats == StoreStats(owners=2, records=3, owners_due=0)
+    assert heard[-1] == (2, 2)
+    await harness.advance(2 * SHORT_MS)
+    assert await harness.backend.stats() == StoreStats(owners=2, records=2, owners_due=1)
+    await harness.backend.cleanup_expired()
+    assert await harness.backend.stats() == StoreStats(owners=2, records=2, owners_due=0)
 
 
 async def test_list_page_walks_every_record_once_newest_first(harness: Harness) -> None:
