@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from importlib.metadata import version
 from typing import Any
 
-from arq.connections import create_pool
-from arq.constants import health_check_key_suffix
+from arq.connections import ArqRedis, create_pool
 from arq.worker import run_worker
 from redis.exceptions import RedisError
 
@@ -21,10 +23,12 @@ from store import BackendError, StorageError
 from store.redis import EmbeddedRedis, RedisBackend, mask_url
 from store.redis.connect import is_embedded
 from store.tasks import TaskError
-from worker import logs
+from worker import envelope, failed, logs, queue_stats
 from worker.connections import check_queue, open_stores, queue_redis_settings
+from worker.errors import FailedJobNotKept, JobAlreadyQueued
 from worker.liveness import live_workers
 from worker.main import worker_settings
+from worker.queue import wait_reply
 from worker.settings import Settings, SettingsError, load_settings
 from worker.writes import Stores
 
@@ -47,13 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.run(settings, args)
         return result
-    except (StorageError, TaskError) as exc:
-        log.error("taskstore %s: %s", args.command, exc)
-        return EXIT_FAILED
     except BrokenPipeError:
         # The reader went away (`taskstore list x | head`): stop quietly, and
         # point stdout at /dev/null so the interpreter's final flush cannot fail too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except (StorageError, TaskError, RedisError, OSError) as exc:
+        log.error("taskstore %s: %s", args.command, exc)
         return EXIT_FAILED
 
 
@@ -63,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Durable MCP task records on Redis. Settings come from TASKSTORE_* "
         "environment variables and .env (see .env.example).",
     )
+    parser.add_argument("--version", action="version", version=f"taskstore {version('taskstore')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, run: Callable[[Settings, argparse.Namespace], int], text: str) -> Any:
@@ -75,10 +80,19 @@ def _parser() -> argparse.ArgumentParser:
     command("sweep", _sweep, "Remove expired tasks now and print how many.")
     command("reap", _reap, "Run one full reaper pass now (repair dangling index entries) "
             "and print how many entries were repaired.")  # fmt: skip
-    command("stats", _stats, "Print tasks, owners, owners due for expiry, queue depth "
-            "and live workers as JSON.")  # fmt: skip
-    command("health", _health, "Exit 0 if a worker's health check is fresh, 1 if not "
-            "(for liveness probes).")  # fmt: skip
+    stats = command("stats", _stats, "Print tasks, owners, the queue, the last hour's "
+                    "job counts and live workers as JSON (see README).")  # fmt: skip
+    stats.add_argument("--watch", type=float, metavar="N",
+                       help="print a line of JSON every N seconds until interrupted")  # fmt: skip
+    health = command("health", _health, "Exit 0 if the worker's heartbeat is fresh, 1 if not, "
+                     "2 on a usage or settings error (for liveness probes). The worker is "
+                     "--worker-id, else the id in WORKER_ID_FILE, else any worker.")  # fmt: skip
+    health.add_argument("--worker-id", help="the id the worker logged at start-up")
+    failed_jobs = command("failed", _failed, "List the last failed jobs as JSON, newest first.")
+    failed_jobs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    retry = command("retry", _retry, "Enqueue a failed job again under its own id (its writes "
+                    "apply at most once) and print its outcomes.")  # fmt: skip
+    retry.add_argument("job_id", help="a job id from `taskstore failed`")
     embedded = command("embedded", _embedded, "Show (status) or stop (stop) the embedded "
                        "Redis of EMBEDDED_DIR. status exits 0 when it runs, 1 when not; stop "
                        "refuses while live processes use it, unless --force.")  # fmt: skip
@@ -176,67 +190,121 @@ def _progress(line: str) -> None:
 
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
     async def stats(stores: Stores) -> int:
-        backend = stores.backend
-        report: dict[str, Any] = {
-            "queue": settings.queue_name,
-            "store": mask_url(settings.store_url_value),
-        }
-        if isinstance(backend, RedisBackend):
-            report.update(await _store_stats(backend))
-        report.update(await _queue_stats(settings))
-        print(json.dumps(report, indent=2))
+        async with _queue_pool(settings) as pool:
+            while True:
+                report = await _report(settings, stores, pool)
+                if args.watch is None:
+                    print(json.dumps(report, indent=2))
+                    return EXIT_OK
+                print(json.dumps(report), flush=True)
+                await asyncio.sleep(args.watch)
+
+    try:
+        return _with_stores(settings, stats)
+    except KeyboardInterrupt:  # the way out of --watch
         return EXIT_OK
 
-    return _with_stores(settings, stats)
+
+async def _report(settings: Settings, stores: Stores, pool: ArqRedis) -> dict[str, Any]:
+    store = await stores.backend.stats(
+        lambda done, total: _progress(f"counting tasks: {done} of {total} owners")
+    )
+    _progress("")
+    queue = await queue_stats.observe(pool, settings.queue_name)
+    return {
+        "queue": settings.queue_name,
+        "store": mask_url(settings.store_url_value),
+        "tasks": store.records,
+        "owners": store.owners,
+        "owners_due_for_expiry": store.owners_due,
+        "queued": queue.queued,
+        "in_progress": queue.in_progress,
+        "oldest_queued_age_s": queue.oldest_queued_age_s,
+        "last_hour": queue.last_hour,
+        "failed_jobs_kept": await failed.count_failed(pool, settings.queue_name),
+        "workers": [
+            {"id": worker_id, "last_heartbeat_s": w.last_heartbeat_s, "running": w.running}
+            for worker_id, w in sorted(queue.workers.items())
+        ],
+    }
 
 
-async def _store_stats(backend: RedisBackend) -> dict[str, int]:
-    client: Any = backend.client
-    owners = tasks = 0
-    async for key in client.scan_iter(match=backend.keys.scan_pattern(), count=1000):
-        parsed = backend.keys.parse(key.decode())
-        if parsed is not None and parsed.kind == "index":
-            owners += 1
-            tasks += await backend.count(parsed.owner_id)
-    seconds, micros = await client.time()
-    due = await client.zcount(backend.keys.due, "-inf", int(seconds) * 1000 + micros // 1000)
-    return {"tasks": tasks, "owners": owners, "owners_due_for_expiry": int(due)}
-
-
-async def _queue_stats(settings: Settings) -> dict[str, int]:
+@contextlib.asynccontextmanager
+async def _queue_pool(settings: Settings, retries: int | None = None) -> AsyncIterator[ArqRedis]:
+    """A connection to the queue's Redis (attaching to the embedded server if that is it)."""
     redis_settings, server = await asyncio.to_thread(queue_redis_settings, settings)
-    pool = await create_pool(redis_settings)
+    if retries is not None:
+        redis_settings.conn_retries = retries
     try:
-        depth = await pool.zcard(settings.queue_name)
-        workers = await live_workers(pool, settings.queue_name)
-        return {"queue_depth": int(depth), "workers_alive": len(workers)}
+        pool = await create_pool(redis_settings)
+        try:
+            yield pool
+        finally:
+            await pool.aclose()
     finally:
-        await pool.aclose()
         if server is not None:
             await asyncio.to_thread(server.release)
 
 
 def _health(settings: Settings, args: argparse.Namespace) -> int:
+    worker_id = args.worker_id
+    if worker_id is None and settings.worker_id_file is not None:
+        try:
+            worker_id = settings.worker_id_file.read_text().strip()
+        except OSError as exc:
+            log.error("no worker id in TASKSTORE_WORKER_ID_FILE: %s", exc)
+            return EXIT_FAILED
+
     async def health() -> int:
         if is_embedded(settings.queue_url) and not EmbeddedRedis(settings.embedded_dir).answers():
             log.error("no worker: the embedded Redis is not running")
             return EXIT_FAILED
-        redis_settings, server = await asyncio.to_thread(queue_redis_settings, settings)
-        redis_settings.conn_retries = 0
-        pool = await create_pool(redis_settings)
-        try:
-            report = await pool.get(settings.queue_name + health_check_key_suffix)
-        finally:
-            await pool.aclose()
-            if server is not None:
-                await asyncio.to_thread(server.release)
-        if report is None:
-            log.error("no fresh health check from any worker")
-            return EXIT_FAILED
-        print(report.decode())
-        return EXIT_OK
+        async with _queue_pool(settings, retries=0) as pool:
+            workers = await live_workers(pool, settings.queue_name)
+        if worker_id is None:
+            print(json.dumps({"workers_alive": len(workers)}))
+            return EXIT_OK if workers else EXIT_FAILED
+        state = workers.get(worker_id)
+        report: dict[str, Any] = {"worker_id": worker_id, "alive": state is not None}
+        if state is not None:
+            report.update(last_heartbeat_s=state.last_heartbeat_s, running=state.running)
+        print(json.dumps(report))
+        return EXIT_OK if state is not None else EXIT_FAILED
 
     return asyncio.run(health())
+
+
+def _failed(settings: Settings, args: argparse.Namespace) -> int:
+    async def listing() -> int:
+        async with _queue_pool(settings) as pool:
+            jobs = await failed.list_failed(pool, settings.queue_name, args.limit)
+        print(json.dumps([dataclasses.asdict(j) for j in jobs], indent=2))
+        return EXIT_OK
+
+    return asyncio.run(listing())
+
+
+def _retry(settings: Settings, args: argparse.Namespace) -> int:
+    async def retry() -> int:
+        async with _queue_pool(settings) as pool:
+            try:
+                await failed.retry(pool, settings.queue_name, args.job_id)
+            except (FailedJobNotKept, JobAlreadyQueued) as exc:
+                log.error("taskstore retry: %s", exc)
+                return EXIT_FAILED
+            reply = await wait_reply(
+                pool, settings.queue_name, args.job_id, settings.reply_timeout_s
+            )
+        report: dict[str, Any] = {"job_id": args.job_id, "requeued": True}
+        if reply is None:
+            log.warning("job %s is queued again; no reply within %s s", args.job_id,
+                        settings.reply_timeout_s)  # fmt: skip
+            print(json.dumps(report))
+            return EXIT_FAILED
+        print(json.dumps({**report, "outcomes": envelope.tally(reply)}))
+        return EXIT_OK
+
+    return asyncio.run(retry())
 
 
 def _embedded(settings: Settings, args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ producers in other languages.
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from typing import Any
 
 from store import errors as s
@@ -70,6 +71,20 @@ def failure(exc: Exception) -> Envelope:
     if isinstance(exc, t.TaskError):
         error["code"] = exc.code
     return {"ok": False, "error": error}
+
+
+def label(envelope: Envelope) -> str:
+    """``ok``, or the type of the error: how logs, metrics and the CLI name an outcome."""
+    return "ok" if envelope["ok"] else str(envelope["error"]["type"])
+
+
+def tally(reply: Envelope) -> dict[str, int]:
+    """A job's reply as outcome counts: one per write of an ``ops`` or ``apply_batch`` reply."""
+    value = reply.get("value")
+    each = value if reply["ok"] and isinstance(value, list) else [reply]
+    if not all(isinstance(e, dict) and isinstance(e.get("ok"), bool) for e in each):
+        each = [reply]
+    return dict(Counter(label(e) for e in each))
 
 
 def open_envelope(envelope: object) -> Any:

@@ -1,6 +1,6 @@
-"""What a caller learns when its write's job did not answer in time.
+"""What a caller learns when its write's job did not answer in time, or a retry is refused.
 
-Each names the op id, so the caller can ask what became of it
+Each names its op id (or job id), so the caller can ask what became of it
 (``TaskStoreClient.outcome``) or send it again under the same op id, which is
 always safe: a write is applied at most once per op id.
 """
@@ -46,4 +46,23 @@ class OutcomeUnknown(StorageError, TimeoutError):
             "its outcome is not known yet"
         )
         self.op_id = op_id
+        self.job_id = job_id
+
+
+class FailedJobNotKept(LookupError):
+    """``taskstore retry``: no failed job with that id is kept (or it cannot be retried)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"no retryable failed job {job_id!r} is kept: it may have been retried already, "
+            "been let go (FAILED_JOBS_KEEP bounds how many are kept), or never have decoded"
+        )
+        self.job_id = job_id
+
+
+class JobAlreadyQueued(RuntimeError):
+    """``taskstore retry``: a job with that id is queued or running already."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} is queued or running already")
         self.job_id = job_id

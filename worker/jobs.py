@@ -153,20 +153,20 @@ async def _run(
     names = [call.write.name if isinstance(call, Call) else "invalid" for call in calls]
     failed = [(n, r) for n, r in zip(names, results, strict=True) if isinstance(r, RETRYABLE)]
     for name, _ in failed:
-        metrics.backend_errors.inc(job=name)
+        metrics.backend_errors.labels(job=name).inc()
     if failed and ctx["job_try"] < ctx["max_tries"]:
         log.warning("%s %s: storage failed, will retry: %s", job, ctx["job_id"], failed[0][1])
         raise Retry(defer=min(0.05 * 2 ** ctx["job_try"], 2.0)) from failed[0][1]
     outcomes = [_envelope(r) for r in results]
     labels = Counter[str]()
     for name, outcome in zip(names, outcomes, strict=True):
-        label = "ok" if outcome["ok"] else outcome["error"]["type"]
+        label = envelope.label(outcome)
         labels[label] += 1
-        metrics.jobs.inc(job=name, outcome=label)
+        metrics.jobs.labels(job=name, outcome=label).inc()
         if label == VersionConflict.__name__:
-            metrics.cas_conflicts.inc(job=name)
+            metrics.cas_conflicts.labels(job=name).inc()
     seconds = time.perf_counter() - started
-    metrics.job_seconds.observe(seconds, job=job)
+    metrics.job_seconds.labels(job=job).observe(seconds)
     summary = ", ".join(f"{n} {label}" for label, n in sorted(labels.items()))
     log.info(
         "%s %s try %d: %s in %.1f ms",

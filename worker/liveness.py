@@ -4,6 +4,8 @@
   its last heartbeat, by the server's clock) every ``HEARTBEAT_S``; it counts
   as alive for ``ALIVE_S`` after that. Producers ask it when a job missed its
   deadline (no worker alive, or none free), and ``taskstore stats`` lists it.
+  Beside it, ``<queue>:workers:running`` holds how many jobs each runs, and
+  ``taskstore health --worker-id`` judges one worker by its heartbeat's age.
 - arq marks a claimed job with ``arq:in-progress:<id>`` for the job timeout
   plus 10 s. A job of ours shortens that to a lease of ``LEASE_S`` and renews
   it while it runs, so the job of a worker that died is claimed again by
@@ -15,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from arq.constants import in_progress_key_prefix
@@ -36,31 +39,77 @@ def workers_key(queue_name: str) -> str:
     return f"{queue_name}:workers"
 
 
-async def heartbeats(redis: Any, queue_name: str, worker_id: str) -> None:
-    """Record this worker as alive every ``HEARTBEAT_S`` until cancelled."""
+def running_key(queue_name: str) -> str:
+    return f"{queue_name}:workers:running"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerState:
+    last_heartbeat_s: float
+    """Seconds since the worker's last heartbeat, by the server's clock."""
+    running: int
+    """Jobs it was running at that heartbeat."""
+
+
+async def heartbeats(
+    redis: Any,
+    queue_name: str,
+    worker_id: str,
+    running: Callable[[], int],
+    reached: Callable[[bool], None] = lambda _: None,
+) -> None:
+    """Record this worker as alive, with its ``running()`` jobs, every ``HEARTBEAT_S``.
+
+    ``reached`` hears whether each heartbeat got to Redis (the worker-up gauge).
+    """
+    keys = [workers_key(queue_name), running_key(queue_name)]
     while True:
-        with contextlib.suppress(RedisError):
-            await _HEARTBEAT(redis, [workers_key(queue_name)], [worker_id, _FORGET_S * 1000])
+        try:
+            await _HEARTBEAT(redis, keys, [worker_id, _FORGET_S * 1000, running()])
+            reached(True)
+        except RedisError:
+            reached(False)
         await asyncio.sleep(HEARTBEAT_S)
 
 
 async def forget(redis: Any, queue_name: str, worker_id: str) -> None:
     """Take a stopping worker off the list at once (it would drop off by itself)."""
     with contextlib.suppress(RedisError):
-        await redis.zrem(workers_key(queue_name), worker_id)
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(workers_key(queue_name), worker_id)
+            pipe.hdel(running_key(queue_name), worker_id)
+            await pipe.execute()
 
 
-async def live_workers(redis: Any, queue_name: str) -> dict[str, float]:
-    """Live workers and the age of their last heartbeat in seconds."""
-    now_s, micros = await redis.time()
-    now_ms = now_s * 1000 + micros // 1000
-    seen = await redis.zrangebyscore(
-        workers_key(queue_name), now_ms - ALIVE_S * 1000, "+inf", withscores=True
-    )
+def read_workers(pipe: Any, queue_name: str, now_ms: int) -> None:
+    """Queue on ``pipe`` the two reads ``parse_workers`` takes the replies of."""
+    since = now_ms - ALIVE_S * 1000
+    pipe.zrangebyscore(workers_key(queue_name), since, "+inf", withscores=True)
+    pipe.hgetall(running_key(queue_name))
+
+
+def parse_workers(replies: list[Any], now_ms: int) -> dict[str, WorkerState]:
+    seen, running = replies
+    jobs = {text(w): int(n) for w, n in running.items()}
     return {
-        (w.decode() if isinstance(w, bytes) else w): round((now_ms - score) / 1000, 3)
+        text(w): WorkerState(round((now_ms - score) / 1000, 3), jobs.get(text(w), 0))
         for w, score in seen
     }
+
+
+async def live_workers(redis: Any, queue_name: str) -> dict[str, WorkerState]:
+    """Live workers: the age of their last heartbeat and the jobs they run."""
+    now_s, micros = await redis.time()
+    now_ms = int(now_s) * 1000 + int(micros) // 1000
+    async with redis.pipeline(transaction=False) as pipe:
+        read_workers(pipe, queue_name, now_ms)
+        replies = await pipe.execute()
+    return parse_workers(replies, now_ms)
+
+
+def text(value: bytes | str) -> str:
+    """A reply as text, whether the client decodes replies or not."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @contextlib.asynccontextmanager

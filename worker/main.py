@@ -13,14 +13,16 @@ import contextlib
 import logging
 import os
 import secrets
+from pathlib import Path
 from typing import Any
 
 from arq import cron, func
 from arq.cron import CronJob
 from arq.worker import Function
+from redis.exceptions import RedisError
 
 from store.redis import mask_url
-from worker import jobs, liveness, logs, maintenance
+from worker import failed, jobs, liveness, logs, maintenance, queue_stats
 from worker.connections import open_stores, queue_redis_settings
 from worker.metrics import Metrics
 from worker.queue import QueuePool, queue_pool
@@ -67,8 +69,12 @@ def worker_settings(settings: Settings) -> type:
         frozenset([*(f.name for f in functions), *(c.name for c in crons)])
     )
 
+    finished = failed.on_job_finished(settings.queue_name, settings.failed_jobs_keep)
+
     def new_pool() -> QueuePool:
-        return queue_pool(redis_settings, settings.queue_name, serialize, decode, settings.lease_s)
+        return queue_pool(
+            redis_settings, settings.queue_name, serialize, decode, settings.lease_s, finished
+        )
 
     async def startup(ctx: dict[str, Any]) -> None:
         if not logging.getLogger().handlers:  # `taskstore worker` has configured them already
@@ -84,27 +90,53 @@ def worker_settings(settings: Settings) -> type:
             worker_id=f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}",
         )
         ctx["heartbeat"] = asyncio.create_task(
-            liveness.heartbeats(ctx["redis"], settings.queue_name, ctx["worker_id"])
+            liveness.heartbeats(
+                ctx["redis"],
+                settings.queue_name,
+                ctx["worker_id"],
+                lambda: metrics.running,
+                lambda reached: metrics.worker_up.set(int(reached)),
+            )
         )
+        if settings.worker_id_file is not None:
+            _write_atomically(settings.worker_id_file, ctx["worker_id"])
+        served = ""
         if settings.metrics_port is not None:
-            ctx["metrics_server"] = await metrics.serve(settings.metrics_port)
+            server = metrics.serve(settings.metrics_port, settings.metrics_host)
+            ctx["metrics_server"] = server
+            ctx["queue_gauges"] = asyncio.create_task(
+                _queue_gauges(ctx["redis"], settings, metrics)
+            )
+            host, port = server.server_address[:2]
+            served = f"; metrics on http://{host}:{port}/metrics"
         log.info(
-            "worker %s ready: queue %r on %s, store on %s",
+            "worker %s ready: queue %r on %s, store on %s%s",
             ctx["worker_id"],
             settings.queue_name,
             mask_url(settings.queue_url),
             mask_url(settings.store_url_value),
+            served,
+            extra={"worker_id": ctx["worker_id"]},
         )
+
+    async def job_started(ctx: dict[str, Any]) -> None:
+        metrics.running += 1
+
+    async def job_ended(ctx: dict[str, Any]) -> None:
+        metrics.running -= 1
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         # Free the metrics port first: `taskstore worker` may start arq again
         # after a Redis error, and that run binds it anew.
         if "metrics_server" in ctx:
-            ctx["metrics_server"].close()
+            ctx["metrics_server"].shutdown()
+            ctx["metrics_server"].server_close()
+        for task in ("queue_gauges", "heartbeat"):
+            if task in ctx:
+                ctx[task].cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ctx[task]
         if "heartbeat" in ctx:
-            ctx["heartbeat"].cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ctx["heartbeat"]
             await liveness.forget(ctx["redis"], settings.queue_name, ctx["worker_id"])
         if "stores" in ctx:
             await ctx["stores"].backend.aclose()
@@ -122,6 +154,8 @@ def worker_settings(settings: Settings) -> type:
             "queue_name": settings.queue_name,
             "on_startup": startup,
             "on_shutdown": shutdown,
+            "on_job_start": job_started,
+            "on_job_end": job_ended,
             "job_serializer": serialize,
             "job_deserializer": decode,
             "max_jobs": settings.max_jobs,
@@ -135,6 +169,22 @@ def worker_settings(settings: Settings) -> type:
             "metrics": metrics,
         },
     )
+
+
+async def _queue_gauges(redis: Any, settings: Settings, metrics: Metrics) -> None:
+    """Refresh the queue-wide gauges every heartbeat, for the scrapes in between."""
+    while True:
+        with contextlib.suppress(RedisError):
+            metrics.observe_queue(await queue_stats.observe(redis, settings.queue_name))
+        await asyncio.sleep(liveness.HEARTBEAT_S)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """So a probe reading the file never sees half an id."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text + "\n")
+    partial.replace(path)
 
 
 def __getattr__(name: str) -> type:

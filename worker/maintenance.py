@@ -76,12 +76,12 @@ async def _maintain(ctx: dict[str, Any], name: str, run: Any) -> int:
             removed = int(await run(ctx))
     except StorageError as exc:
         log.warning("%s failed: %s", name, exc)
-        metrics.backend_errors.inc(job=name)
+        metrics.backend_errors.labels(job=name).inc()
         return 0
     finally:
         await _release(ctx, name, token)
     elapsed = time.perf_counter() - started
-    metrics.removed.inc(removed, kind=name)
-    metrics.maintenance_seconds.observe(elapsed, kind=name)
+    metrics.removed.labels(kind=name).inc(removed)
+    metrics.maintenance_seconds.labels(kind=name).observe(elapsed)
     log.info("%s removed %d in %.3f s", name, removed, elapsed, extra={"removed": removed})
     return removed

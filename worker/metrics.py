@@ -1,119 +1,82 @@
-"""A small Prometheus registry and its ``/metrics`` endpoint.
+"""The worker's Prometheus metrics, on ``prometheus_client``.
 
-Counters and histograms with labels, rendered in the text exposition format
-by an asyncio server: what the worker needs, without a threaded client.
+Each worker has its own registry (tests run several workers in one process)
+and serves it on ``METRICS_PORT`` with the library's HTTP server, in a
+daemon thread, so a scrape never waits on the event loop. Queue-wide gauges
+are refreshed every heartbeat from ``queue_stats.observe``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections import defaultdict
+from typing import Any
 
-Labels = tuple[tuple[str, str], ...]
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-
-def _labels(labels: Labels, extra: str = "") -> str:
-    parts = [f'{k}="{_escape(v)}"' for k, v in labels]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
-
-
-def _le(bound: str) -> str:
-    return 'le="' + bound + '"'
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-class Counter:
-    def __init__(self, name: str, help_text: str) -> None:
-        self.name, self.help = name, help_text
-        self.values: dict[Labels, float] = defaultdict(float)
-
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
-        self.values[tuple(sorted(labels.items()))] += amount
-
-    def value(self, **labels: str) -> float:
-        return self.values.get(tuple(sorted(labels.items())), 0.0)
-
-    def render(self) -> list[str]:
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
-        lines += [f"{self.name}{_labels(k)} {v}" for k, v in sorted(self.values.items())]
-        return lines
-
-
-class Histogram:
-    def __init__(self, name: str, help_text: str) -> None:
-        self.name, self.help = name, help_text
-        self.counts: dict[Labels, list[int]] = {}
-        self.sums: dict[Labels, float] = defaultdict(float)
-
-    def observe(self, seconds: float, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        counts = self.counts.setdefault(key, [0] * (len(BUCKETS) + 1))
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                counts[i] += 1
-        counts[-1] += 1
-        self.sums[key] += seconds
-
-    def render(self) -> list[str]:
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
-        for key, counts in sorted(self.counts.items()):
-            bounds = [*(str(b) for b in BUCKETS), "+Inf"]
-            for bound, count in zip(bounds, counts, strict=True):
-                lines.append(f"{self.name}_bucket{_labels(key, _le(bound))} {count}")
-            lines.append(f"{self.name}_sum{_labels(key)} {self.sums[key]}")
-            lines.append(f"{self.name}_count{_labels(key)} {counts[-1]}")
-        return lines
+from worker.queue_stats import QueueStats
 
 
 class Metrics:
-    """Everything the worker counts."""
+    """Everything the worker counts, and its own running jobs."""
 
     def __init__(self) -> None:
-        self.jobs = Counter("taskstore_jobs_total", "Jobs run, by job name and outcome.")
-        self.job_seconds = Histogram("taskstore_job_duration_seconds", "Job run time.")
+        self.registry = CollectorRegistry()
+        self.running = 0
+        r = self.registry
+        self.jobs = Counter(
+            "taskstore_jobs", "Writes run, by job name and outcome.", ["job", "outcome"], registry=r
+        )
+        self.job_seconds = Histogram(
+            "taskstore_job_duration_seconds", "Job run time.", ["job"], registry=r
+        )
         self.cas_conflicts = Counter(
-            "taskstore_cas_conflicts_total", "Compare-and-swap jobs answered with a conflict."
-        )
+            "taskstore_cas_conflicts", "Writes answered with a version conflict.", ["job"],
+            registry=r,
+        )  # fmt: skip
         self.backend_errors = Counter(
-            "taskstore_backend_errors_total", "Storage failures seen by jobs, by job name."
-        )
+            "taskstore_backend_errors", "Storage failures seen by jobs, by job name.", ["job"],
+            registry=r,
+        )  # fmt: skip
         self.removed = Counter(
-            "taskstore_maintenance_removed_total", "Records swept or entries reaped, by kind."
-        )
+            "taskstore_maintenance_removed", "Records swept or entries reaped, by kind.", ["kind"],
+            registry=r,
+        )  # fmt: skip
         self.maintenance_seconds = Histogram(
-            "taskstore_maintenance_duration_seconds", "Sweep and reap run time."
+            "taskstore_maintenance_duration_seconds", "Sweep and reap run time.", ["kind"],
+            registry=r,
+        )  # fmt: skip
+        Gauge(
+            "taskstore_jobs_in_progress", "Jobs this worker is running.", registry=r
+        ).set_function(lambda: self.running)
+        self.worker_up = Gauge(
+            "taskstore_worker_up", "1 while this worker's last heartbeat reached Redis.",
+            registry=r,
+        )  # fmt: skip
+        self.queue_depth = Gauge(
+            "taskstore_queue_depth", "Jobs queued and not yet started, on every worker.",
+            registry=r,
+        )  # fmt: skip
+        self.queue_in_progress = Gauge(
+            "taskstore_queue_in_progress", "Jobs running on every live worker.", registry=r
+        )
+        self.oldest_queued_age = Gauge(
+            "taskstore_oldest_queued_age_seconds", "How long the oldest waiting job has waited.",
+            registry=r,
+        )  # fmt: skip
+        self.workers_alive = Gauge(
+            "taskstore_workers_alive", "Workers with a fresh heartbeat.", registry=r
         )
 
-    def render(self) -> str:
-        lines: list[str] = []
-        for metric in vars(self).values():
-            lines += metric.render()
-        return "\n".join(lines) + "\n"
+    def observe_queue(self, stats: QueueStats) -> None:
+        self.queue_depth.set(stats.queued)
+        self.queue_in_progress.set(stats.in_progress)
+        self.oldest_queued_age.set(stats.oldest_queued_age_s)
+        self.workers_alive.set(len(stats.workers))
 
-    async def serve(self, port: int, host: str = "127.0.0.1") -> asyncio.Server:
-        """Serve ``GET /metrics`` on ``host:port`` until the server is closed."""
+    def value(self, name: str, **labels: str) -> float:
+        """One sample's value (0 when never set), as a scrape would show it."""
+        return self.registry.get_sample_value(name, labels) or 0.0
 
-        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.IncompleteReadError, TimeoutError):
-                request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-                ok = request.startswith((b"GET /metrics ", b"GET / "))
-                body = self.render().encode() if ok else b"not found\n"
-                status = b"200 OK" if ok else b"404 Not Found"
-                writer.write(
-                    b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                    b"Content-Length: "
-                    + str(len(body)).encode()
-                    + b"\r\nConnection: close\r\n\r\n"
-                    + body
-                )
-                await writer.drain()
-            writer.close()
-
-        return await asyncio.start_server(answer, host, port)
+    def serve(self, port: int, host: str = "127.0.0.1") -> Any:
+        """Serve ``GET /metrics`` on ``host:port``; ``shutdown()`` the returned server to stop."""
+        server, _thread = start_http_server(port, host, registry=self.registry)
+        return server

@@ -10,8 +10,10 @@ is enqueued.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
@@ -33,6 +35,10 @@ from worker.serialization import deserialize
 JOB_EXPIRY_MS = expires_extra_ms
 IDLE_WAIT_S = 1.0
 """How long an idle worker sleeps on its wake-up list between two looks at the queue."""
+
+FinishHook = Callable[[Pipeline, str, dict[str, Any] | None], None]
+"""Called with arq's MULTI that finishes job ``job_id``, to add commands to it: with
+arq's result (``s`` says whether it succeeded), or None when the job is deferred for a retry."""
 
 ENQUEUE = Script("enqueue")
 SETTLE = Script("settle")
@@ -108,10 +114,12 @@ class QueuePool(ArqRedis):
     """
 
     lease_ms: int = 5000
+    on_finish: FinishHook | None = None
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         pipe = ClaimPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
-        pipe.lease_ms = self.lease_ms
+        pipe.lease_ms, pipe.queue_name = self.lease_ms, self.default_queue_name
+        pipe.on_finish = self.on_finish
         return pipe
 
     _seen: tuple[bytes, ...] = ()
@@ -146,7 +154,10 @@ class QueuePool(ArqRedis):
 
 
 class ClaimPipeline(Pipeline):
-    """The pipeline arq claims jobs with: the claim is a lease, and a lost WATCH skips the job.
+    """The pipeline arq claims and finishes jobs with.
+
+    The claim is a lease, a lost WATCH skips the job, and ``on_finish`` adds
+    its commands to the MULTI that finishes a job.
 
     arq claims a job with WATCH, EXISTS and ZSCORE, then MULTI and a PSETEX of
     ``arq:in-progress:<id>`` for the job timeout plus 10 s. Here that PSETEX
@@ -160,6 +171,24 @@ class ClaimPipeline(Pipeline):
     """
 
     lease_ms: int = 5000
+    queue_name: str = ""
+    on_finish: FinishHook | None = None
+
+    def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+        """arq stores a finished job's result: let ``on_finish`` add to the same MULTI."""
+        queued = super().set(name, value, *args, **kwargs)
+        if self.on_finish is not None and str(name).startswith(result_key_prefix):
+            with contextlib.suppress(ValueError):
+                result = deserialize(value)
+                self.on_finish(self, str(name)[len(result_key_prefix) :], result)
+        return queued
+
+    def zincrby(self, name: Any, amount: float, value: Any) -> Any:
+        """arq defers a job to retry it by raising its score."""
+        queued = super().zincrby(name, amount, value)
+        if self.on_finish is not None and name == self.queue_name:
+            self.on_finish(self, str(value), None)
+        return queued
 
     def psetex(self, name: Any, time_ms: Any, value: Any) -> Any:
         if isinstance(name, str) and name.startswith(in_progress_key_prefix):
@@ -183,6 +212,7 @@ def queue_pool(
     serializer: Any,
     deserializer: Any,
     lease_s: float,
+    on_finish: FinishHook | None = None,
 ) -> QueuePool:
     """The worker's pool, made as ``arq.connections.create_pool`` makes its own."""
     s = redis_settings
@@ -211,4 +241,5 @@ def queue_pool(
     pool.job_deserializer = deserializer
     pool.default_queue_name = queue_name
     pool.lease_ms = int(lease_s * 1000)
+    pool.on_finish = on_finish
     return pool

@@ -6,10 +6,14 @@ passwords, so they are ``SecretStr``: reprs and logs show them masked.
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -50,6 +54,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["plain", "json"] = "plain"
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    failed_jobs_keep: int = Field(1000, gt=0, le=100_000)
+    worker_id_file: Path | None = None
     default_ttl_ms: int = Field(3_600_000, gt=0)
     max_ttl_ms: int = Field(86_400_000, gt=0)
     max_tasks_per_owner: int = Field(100, gt=0)
@@ -131,14 +138,44 @@ class SettingsError(ValueError):
     """Invalid settings, each problem named by its environment variable."""
 
 
+PREFIX = "TASKSTORE_"
+TEST_PREFIX = "TASKSTORE_TEST_"
+"""Variables of taskstore's own test suite, which are not settings."""
+
+
 def load_settings(**overrides: object) -> Settings:
-    """``Settings()`` with errors that name ``TASKSTORE_*`` variables, not field names."""
+    """``Settings()`` with errors that name ``TASKSTORE_*`` variables, not field names.
+
+    A ``TASKSTORE_*`` variable (in the environment or ``.env``) that is no
+    setting is an error too: a misspelt ``REDIS_URL`` would otherwise leave the
+    worker on the embedded Redis without a word.
+    """
+    problems = unknown_variables(os.environ, Path(".env"))
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])
-            name = f"TASKSTORE_{field.upper()}" if field else "settings"
+            name = f"{PREFIX}{field.upper()}" if field else "settings"
             problems.append(f"{name}: {error['msg']}")
+    if problems:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+    return settings
+
+
+def unknown_variables(environ: Mapping[str, str], env_file: Path) -> list[str]:
+    """A problem for each ``TASKSTORE_*`` variable that is no setting, with the closest one."""
+    names = set(environ)
+    if env_file.is_file():
+        names |= set(dotenv_values(env_file))
+    known = {PREFIX + name.upper() for name in Settings.model_fields}
+    problems = []
+    for name in sorted(names):
+        upper = name.upper()
+        if not upper.startswith(PREFIX) or upper.startswith(TEST_PREFIX) or upper in known:
+            continue
+        where = "environment" if name in environ else str(env_file)
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        problems.append(f"{name} (in the {where}) is not a setting{hint}")
+    return problems

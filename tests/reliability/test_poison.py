@@ -35,8 +35,8 @@ async def test_a_job_failing_every_try_stops_after_max_tries(
             ):
                 await client.put(make_key(unique(), "t"), b"x")
             metrics = worker.ctx["metrics"]
-            assert metrics.backend_errors.value(job="put") == 3
-            assert metrics.jobs.value(job="put", outcome="BackendError") == 1
+            assert metrics.value("taskstore_backend_errors_total", job="put") == 3
+            assert metrics.value("taskstore_jobs_total", job="put", outcome="BackendError") == 1
             retries = [r for r in caplog.records if "will retry" in r.getMessage()]
             assert len(retries) == 2
             assert worker.main_task is not None

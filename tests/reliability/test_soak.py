@@ -3,7 +3,7 @@
 Afterwards every task is read back and its history must be explainable by a
 sequential execution of the acknowledged operations (``soak.explains``), no
 read may have seen a write that later vanished, and no expired task may
-remain listed or indexed. ``TASKSTORE_SOAK_OPS`` sets the size.
+remain listed or indexed. ``TASKSTORE_TEST_SOAK_OPS`` sets the size.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tests.worker.conftest import (
 from worker.client import TaskStoreClient
 
 PRODUCERS, WORKERS = 4, 2
-OPS = int(os.environ.get("TASKSTORE_SOAK_OPS", "5000"))  # the full soak: 20000
+OPS = int(os.environ.get("TASKSTORE_TEST_SOAK_OPS", "5000"))  # the full soak: 20000
 SWEEP_SLACK_MS = 3000  # an expired entry may outlive its expiry by this, sweeping every second
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -56,8 +57,8 @@ async def test_a_cli_worker_serves_the_client(
     stats_run = cli(settings, "stats")
     assert stats_run.returncode == 0, stats_run.stderr
     stats = json.loads(stats_run.stdout)
-    assert stats["workers_alive"] == 1
-    assert stats["tasks"] == 2  # the raw record and the task
+    assert len(stats["workers"]) == 1
+    assert stats["tasks"] == 1  # the task; the raw record, which never expires, is not counted
     got = cli(settings, "get", owner, task.task_id)
     assert got.returncode == 0, got.stderr
     shown = json.loads(got.stdout)
@@ -111,6 +112,39 @@ def test_env_and_dotenv_are_honoured_and_bad_values_named(
         result = python("-m", "worker.cli", "worker", env=bad, cwd=tmp_path)
         assert result.returncode == 2
         assert f"TASKSTORE_{name}" in result.stderr
+
+
+def test_a_misspelt_variable_stops_worker_and_client_naming_the_setting(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = settings_env(settings)
+    connect = (
+        "import asyncio\nfrom worker.client import TaskStoreClient\n"
+        "async def main():\n    async with TaskStoreClient.connect(): pass\n"
+        "asyncio.run(main())"
+    )
+    cases = [
+        ({"TASKSTORE_REDIS_URLS": settings.queue_url}, "", "TASKSTORE_REDIS_URL"),
+        ({}, "TASKSTORE_MAX_JOB=10\n", "TASKSTORE_MAX_JOBS"),
+    ]
+    for extra, dotenv, meant in cases:
+        (tmp_path / ".env").write_text(dotenv, encoding="utf-8")
+        worker_run = python("-m", "worker.cli", "worker", env={**env, **extra}, cwd=tmp_path)
+        assert worker_run.returncode == 2
+        assert f"did you mean {meant}?" in worker_run.stderr
+        client_run = python("-c", connect, env={**env, **extra}, cwd=tmp_path)
+        assert "SettingsError" in client_run.stderr
+        assert f"did you mean {meant}?" in client_run.stderr
+    # The test suite's own variables are not settings, and not errors.
+    (tmp_path / ".env").write_text("", encoding="utf-8")
+    ours = {**env, "TASKSTORE_TEST_ANYTHING": "1"}
+    assert python("-m", "worker.cli", "failed", env=ours, cwd=tmp_path).returncode == 0
+
+
+def test_version_is_the_package_version() -> None:
+    result = python("-m", "worker.cli", "--version", env=dict(os.environ))
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"taskstore {version('taskstore')}"
 
 
 def test_env_example_documents_every_setting() -> None:

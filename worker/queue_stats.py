@@ -1,0 +1,64 @@
+"""The queue as an operator sees it, in two round trips whatever its length.
+
+arq keeps a job in the queue's sorted set (by the time it may start) from
+enqueue until it finishes, and marks a started one with
+``arq:in-progress:<id>``. Running jobs are counted from the workers'
+heartbeats rather than by looking for those marks; the oldest waiting job is
+the first of the earliest ``LOOK_AHEAD`` ready entries that no worker holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from arq.constants import in_progress_key_prefix
+
+from worker import liveness, tally
+
+LOOK_AHEAD = 100
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queued: int
+    """Jobs waiting: ready to start, or deferred (a retry's back-off)."""
+    in_progress: int
+    oldest_queued_age_s: float
+    """How long the oldest ready job not yet started has waited; 0 when none waits."""
+    workers: dict[str, liveness.WorkerState]
+    last_hour: dict[str, int]
+    """Jobs ``completed``, ``failed`` and ``retried`` in the last 60 minutes."""
+
+
+async def observe(redis: Any, queue_name: str) -> QueueStats:
+    now_s, micros = await redis.time()
+    now_ms = int(now_s) * 1000 + int(micros) // 1000
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zcard(queue_name)
+        pipe.zrangebyscore(queue_name, "-inf", now_ms, start=0, num=LOOK_AHEAD, withscores=True)
+        liveness.read_workers(pipe, queue_name, now_ms)
+        tally.read_last_hour(pipe, queue_name, now_ms)
+        depth, ready, *rest = await pipe.execute()
+    workers = liveness.parse_workers(rest[:2], now_ms)
+    last_hour = tally.parse_last_hour(rest[2:])
+    running = sum(w.running for w in workers.values())
+    oldest = 0.0
+    if ready:
+        keys = [
+            in_progress_key_prefix + (j.decode() if isinstance(j, bytes) else j) for j, _ in ready
+        ]
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.exists(key)
+            held = await pipe.execute()
+        waiting = [score for (_, score), h in zip(ready, held, strict=True) if not h]
+        if waiting:
+            oldest = round(max(0.0, (now_ms - waiting[0]) / 1000), 3)
+    return QueueStats(
+        queued=max(0, int(depth) - running),
+        in_progress=running,
+        oldest_queued_age_s=oldest,
+        workers=workers,
+        last_hour=last_hour,
+    )
