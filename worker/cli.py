@@ -28,7 +28,7 @@ from worker.connections import check_queue, open_stores, queue_redis_settings
 from worker.errors import FailedJobNotKept, JobAlreadyQueued
 from worker.liveness import live_workers
 from worker.main import worker_settings
-from worker.queue import wait_reply
+from worker.queue import ENQUEUE, wait_reply
 from worker.settings import Settings, SettingsError, load_settings
 from worker.writes import Stores
 
@@ -98,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
                        "refuses while live processes use it, unless --force.")  # fmt: skip
     embedded.add_argument("action", choices=["status", "stop"])
     embedded.add_argument("--force", action="store_true", help="stop even while in use")
+    proto = command("protocol", _protocol, "Print the enqueue script every producer loads "
+                    "(PROTOCOL.md), or with --sha its SHA1 for EVALSHA.")  # fmt: skip
+    proto.add_argument("what", choices=["enqueue-script"])
+    proto.add_argument("--sha", action="store_true", help="print only the SHA1")
     get = command("get", _get, "Print one task as JSON.")
     get.add_argument("owner", help="owner id")
     get.add_argument("task", help="task id")
@@ -320,6 +324,11 @@ def _embedded(settings: Settings, args: argparse.Namespace) -> int:
         status = server.status()
     print(json.dumps(status))
     return EXIT_OK if status["running"] == (args.action == "status") else EXIT_FAILED
+
+
+def _protocol(settings: Settings, args: argparse.Namespace) -> int:
+    sys.stdout.write(ENQUEUE.sha + "\n" if args.sha else ENQUEUE.source)
+    return EXIT_OK
 
 
 def _get(settings: Settings, args: argparse.Namespace) -> int:

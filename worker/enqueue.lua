@@ -1,15 +1,45 @@
--- Enqueue one arq job unless its id is already queued or answered.
--- KEYS[1] job key (arq:job:<id>), KEYS[2] result key (arq:result:<id>),
--- KEYS[3] queue (sorted set), KEYS[4] the queue's wake-up list
--- ARGV[1] job id, ARGV[2] payload (JSON), ARGV[3] score (ms), ARGV[4] job expiry (ms)
--- Reply: 1 enqueued; 0 the id was already queued or answered and nothing changed.
-if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
-    return 0
+-- Enqueue one job: the one way every producer, in any language, puts a job on
+-- the queue (PROTOCOL.md). Load it with SCRIPT LOAD and call it with EVALSHA.
+-- KEYS[1] arq:job:<id>, KEYS[2] arq:result:<id>, KEYS[3] the queue (sorted set),
+-- KEYS[4] <queue>:wake, KEYS[5] <queue>:reply:<id>
+-- ARGV[1] job id, ARGV[2] the job (JSON object)
+-- Reply: {1, job id} queued; {0, job id} that id is already queued, running or
+-- answered, and nothing changed: wait on its reply key.
+-- Errors (nothing written): keys that are not the job id's, an id that is not
+-- 1-200 characters of [A-Za-z0-9_.:-], or a job that is not an object with "f"
+-- (string), "a" (array), "k" (object), "et" (number) and "v" ("<major>.<minor>").
+-- Which versions, operations and arguments a worker accepts is the worker's
+-- to judge: it answers on the reply key.
+local id, job = ARGV[1], ARGV[2]
+if #id < 1 or #id > 200 or not string.match(id, '^[%w_%.:%-]+$') then
+  return redis.error_reply('ERR taskstore: job id must be 1-200 characters of [A-Za-z0-9_.:-]')
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+local queue = KEYS[3]
+if KEYS[1] ~= 'arq:job:' .. id or KEYS[2] ~= 'arq:result:' .. id
+    or KEYS[4] ~= queue .. ':wake' or KEYS[5] ~= queue .. ':reply:' .. id then
+  return redis.error_reply('ERR taskstore: KEYS must be arq:job:<id>, arq:result:<id>, '
+    .. '<queue>, <queue>:wake, <queue>:reply:<id>')
+end
+local ok, decoded = pcall(cjson.decode, job)
+if not ok or type(decoded) ~= 'table' then
+  return redis.error_reply('ERR taskstore: the job is not a JSON object')
+end
+if type(decoded.f) ~= 'string' or type(decoded.a) ~= 'table' or type(decoded.k) ~= 'table'
+    or type(decoded.et) ~= 'number' or type(decoded.v) ~= 'string'
+    or not string.match(decoded.v, '^%d+%.%d+$') then
+  return redis.error_reply('ERR taskstore: a job is {"v": "<major>.<minor>", "f": <string>, '
+    .. '"a": <array>, "k": <object>, "et": <ms>}')
+end
+if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[5]) > 0 then
+  return {0, id}
+end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+-- As arq: the job record outlives its start time by a day.
+redis.call('SET', KEYS[1], job, 'PX', 86400000)
+redis.call('ZADD', queue, now, id)
 -- One token is enough: a worker that wakes takes every ready job it has room for.
 redis.call('LPUSH', KEYS[4], '1')
 redis.call('LTRIM', KEYS[4], 0, 0)
-redis.call('PEXPIRE', KEYS[4], ARGV[4])
-return 1
+redis.call('PEXPIRE', KEYS[4], 86400000)
+return {1, id}

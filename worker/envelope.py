@@ -133,11 +133,16 @@ def _parameters(cls: type[Exception]) -> dict[str, inspect.Parameter] | None:
     return dict(list(inspect.signature(init).parameters.items())[1:])
 
 
+def field_names(cls: type[Exception]) -> list[str]:
+    """The ``fields`` an error of ``cls`` carries: its constructor's arguments."""
+    params = _parameters(cls)
+    return ["message"] if params is None else list(params)
+
+
 def _arguments(exc: Exception) -> dict[str, Any]:
-    params = _parameters(type(exc))
-    if params is None:
+    if _parameters(type(exc)) is None:
         return {"message": str(exc)}
-    return {name: _plain(getattr(exc, name)) for name in params}
+    return {name: _plain(getattr(exc, name)) for name in field_names(type(exc))}
 
 
 def _plain(value: object) -> object:

@@ -1,8 +1,8 @@
 """What a caller learns when its write's job did not answer in time, or a retry is refused.
 
-Each names its op id (or job id), so the caller can ask what became of it
-(``TaskStoreClient.outcome``) or send it again under the same op id, which is
-always safe: a write is applied at most once per op id.
+Each names its op id (or job id). To learn what became of a write, send it
+again under the same op id, which is always safe: a write is applied at most
+once per op id, and one that was applied returns its first outcome.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ class NoWorkerAlive(WriteNotApplied):
 class OutcomeUnknown(StorageError, TimeoutError):
     """Open: the write's job had started, and no outcome came before the caller gave up.
 
-    It may have been applied or may still be; ``TaskStoreClient.outcome(...)``
-    tells which, and sending it again under the same op id applies it at most once.
+    It may have been applied or may still be; sending it again under the same op
+    id tells which (a write that was applied returns its first outcome) and
+    applies it at most once.
     """
 
     def __init__(self, op_id: str, job_id: str) -> None:

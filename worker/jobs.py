@@ -29,7 +29,7 @@ from arq import Retry
 
 from store import BatchOp, InvalidArgument, VersionConflict
 from store.checks import check_op_id
-from worker import envelope, writes
+from worker import envelope, protocol, writes
 from worker.errors import DeadlineExceeded
 from worker.liveness import lease
 from worker.metrics import Metrics
@@ -225,12 +225,23 @@ def job_deserializer(known: frozenset[str]) -> Callable[[bytes], Any]:
             job = deserialize(data)
         except (ValueError, RecursionError) as exc:
             return _refusal(f"the job does not decode as JSON: {exc!s:.200}")
+        if "s" in job:  # a result, not a job
+            return job
         function = job.get("f")
-        if "s" not in job and function not in known:  # a job record, not a result
-            return _refusal(f"no job named {function!r:.80}; known: {sorted(known)}")
+        reason = protocol.refusal(job.get("v"))
+        if reason is None and not job.keys() >= JOB_FIELDS:
+            reason = f"a job needs the fields {sorted(JOB_FIELDS)}"
+        if reason is None and function not in known:
+            reason = f"no job named {function!r:.80}; known: {sorted(known)}"
+        if reason is not None:
+            return _refusal(reason)
+        job.setdefault("t", None)  # arq's tries at enqueue, which producers need not send
         return job
 
     return decode
+
+
+JOB_FIELDS = frozenset({"f", "a", "k", "et"})
 
 
 def _refusal(reason: str) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The queue as both sides see it: arq's keys, one-round-trip enqueue, replies, idle wake-up.
 
 A job is arq's JSON record under ``arq:job:<id>`` plus its id in the queue's
-sorted set; ``enqueue.lua`` writes both in one step, refuses an id that is
-already queued or answered, and pushes a token on ``<queue>:wake``. An idle
+sorted set; ``enqueue.lua`` (PROTOCOL.md: every producer's way in) checks its
+shape, writes both in one step, leaves an id that is already queued or
+answered alone, and pushes a token on ``<queue>:wake``. An idle
 worker blocks on that list instead of polling (``QueuePool``), so it costs
 Redis a few commands a second and still starts a job a round trip after it
 is enqueued.
@@ -10,7 +11,6 @@ is enqueued.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -18,27 +18,26 @@ from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import (
-    expires_extra_ms,
     in_progress_key_prefix,
     job_key_prefix,
     result_key_prefix,
     retry_key_prefix,
 )
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError, ResponseError, WatchError
 
-from store import BackendError
+from store import BackendError, InvalidArgument
+from worker import protocol
 from worker.liveness import ALIVE_S, workers_key
 from worker.scripts import Script
 from worker.serialization import deserialize
 
-JOB_EXPIRY_MS = expires_extra_ms
 IDLE_WAIT_S = 1.0
 """How long an idle worker sleeps on its wake-up list between two looks at the queue."""
 
-FinishHook = Callable[[Pipeline, str, dict[str, Any] | None], None]
+FinishHook = Callable[[Pipeline, str, bytes | None], None]
 """Called with arq's MULTI that finishes job ``job_id``, to add commands to it: with
-arq's result (``s`` says whether it succeeded), or None when the job is deferred for a retry."""
+arq's result as stored, or None when the job is deferred for a retry."""
 
 ENQUEUE = Script("enqueue")
 SETTLE = Script("settle")
@@ -54,17 +53,30 @@ def wake_key(queue_name: str) -> str:
 
 
 def job_payload(function: str, args: bytes, kwargs: bytes) -> bytes:
-    """arq's job record, from the JSON of its arguments (a list) and keyword arguments."""
-    head = json.dumps({"t": None, "f": function, "et": int(time.time() * 1000)})
+    """A job (arq's record and the protocol's version), from the JSON of its arguments."""
+    head = json.dumps({"v": protocol.VERSION, "f": function, "et": int(time.time() * 1000)})
     return b"".join((head[:-1].encode(), b',"a":', args, b',"k":', kwargs, b"}"))
 
 
+def enqueue_keys(queue_name: str, job_id: str) -> tuple[str, ...]:
+    """The KEYS of ``enqueue.lua`` for one job."""
+    return (
+        job_key_prefix + job_id,
+        result_key_prefix + job_id,
+        queue_name,
+        wake_key(queue_name),
+        reply_key(queue_name, job_id),
+    )
+
+
 async def enqueue(pool: ArqRedis, queue_name: str, job_id: str, payload: bytes) -> bool:
-    """Put one job on the queue; False if that id was already queued or answered."""
-    keys = (job_key_prefix + job_id, result_key_prefix + job_id, queue_name, wake_key(queue_name))
-    argv = (job_id, payload, int(time.time() * 1000), JOB_EXPIRY_MS)
+    """Put one job on the queue; False if that id was already queued, running or answered."""
     try:
-        added = await ENQUEUE(pool, keys, argv)
+        added, _ = await ENQUEUE(pool, enqueue_keys(queue_name, job_id), (job_id, payload))
+    except ResponseError as exc:
+        if "taskstore:" not in str(exc):
+            raise BackendError(None, f"enqueueing job {job_id}: {exc}") from exc
+        raise InvalidArgument(str(exc).partition("taskstore: ")[2]) from None
     except RedisError as exc:
         raise BackendError(None, f"enqueueing job {job_id}: {exc}") from exc
     return bool(added)
@@ -178,9 +190,7 @@ class ClaimPipeline(Pipeline):
         """arq stores a finished job's result: let ``on_finish`` add to the same MULTI."""
         queued = super().set(name, value, *args, **kwargs)
         if self.on_finish is not None and str(name).startswith(result_key_prefix):
-            with contextlib.suppress(ValueError):
-                result = deserialize(value)
-                self.on_finish(self, str(name)[len(result_key_prefix) :], result)
+            self.on_finish(self, str(name)[len(result_key_prefix) :], value)
         return queued
 
     def zincrby(self, name: Any, amount: float, value: Any) -> Any:

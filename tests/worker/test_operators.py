@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -66,11 +67,17 @@ async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 15) -> 
 
 
 async def plant(client: TaskStoreClient, payload: bytes, *, tries_used: int = 0) -> str:
-    """Enqueue a job as a producer in another language would; ``tries_used`` spends tries."""
-    job_id = unique("job")
+    """Put a job on the queue as a producer that skips the enqueue script would.
+
+    ``tries_used`` spends tries, as a worker dying under the job would.
+    """
+    job_id, queue = unique("job"), client.settings.queue_name
+    redis: Any = client.pool
     if tries_used:
-        await client.pool.set(retry_key_prefix + job_id, tries_used)
-    assert await enqueue(client.pool, client.settings.queue_name, job_id, payload)
+        await redis.set(retry_key_prefix + job_id, tries_used)
+    await redis.set(f"arq:job:{job_id}", payload, px=60_000)
+    await redis.zadd(queue, {job_id: int(time.time() * 1000)})
+    await redis.lpush(f"{queue}:wake", 1)
     return job_id
 
 

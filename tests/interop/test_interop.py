@@ -1,0 +1,135 @@
+"""Producers in other languages, following PROTOCOL.md: redis-cli alone, and Node.js.
+
+No Python is on the producer's path: each producer is a script of its own
+(``producer.sh``, ``producer.cjs``) that loads ``worker/enqueue.lua``, enqueues,
+and prints what came back; a real worker answers. Node's ``redis`` package
+comes from ``TASKSTORE_TEST_NODE_MODULES`` (``.ci/run`` installs it), else it
+is installed from npm into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store import make_key
+from tests.harness import unique
+from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
+from worker.client import TaskStoreClient
+
+HERE = Path(__file__).resolve().parent
+ENQUEUE_LUA = HERE.parents[1] / "worker" / "enqueue.lua"
+
+
+@pytest.fixture(scope="session")
+def node_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the Node.js producer cannot run")
+    given = os.environ.get("TASKSTORE_TEST_NODE_MODULES")
+    if given:
+        yield Path(given)
+        return
+    prefix = tmp_path_factory.mktemp("npm")
+    subprocess.run(
+        ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "redis@4"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    yield prefix / "node_modules"
+
+
+def redis_cli_producer(request: pytest.FixtureRequest) -> tuple[list[str], dict[str, str]]:
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli is not installed")
+    return ["bash", str(HERE / "producer.sh")], {}
+
+
+def node_producer(request: pytest.FixtureRequest) -> tuple[list[str], dict[str, str]]:
+    modules = request.getfixturevalue("node_modules")
+    return ["node", str(HERE / "producer.cjs")], {"NODE_PATH": str(modules)}
+
+
+PRODUCERS = {"redis-cli": redis_cli_producer, "node": node_producer}
+
+
+@pytest.mark.parametrize("producer", sorted(PRODUCERS))
+async def test_a_producer_in_another_language_gets_every_outcome(
+    producer: str, redis_url: str, request: pytest.FixtureRequest
+) -> None:
+    argv, env = PRODUCERS[producer](request)
+    settings = isolated_settings(redis_url, "interop")
+    owner = unique("interop")
+    try:
+        async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+            run = await asyncio.to_thread(
+                subprocess.run,
+                [*argv, redis_url, settings.queue_name, owner, str(ENQUEUE_LUA)],
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert run.returncode == 0, run.stderr
+            seen = _cases(run.stdout)
+            check_outcomes(seen, owner)
+            record = await client.get(make_key(owner, "t"))
+            assert (record.data, record.version) == (b"hello", 1)
+    finally:
+        await drop_test_keys(settings)
+
+
+def _cases(output: str) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        case, _, value = line.partition(" ")
+        seen.setdefault(case, []).append(value)
+    return seen
+
+
+def check_outcomes(seen: dict[str, list[str]], owner: str) -> None:
+    def reply(case: str) -> Any:
+        [value] = seen[case]
+        assert value, f"no reply for {case}"
+        return json.loads(value)
+
+    assert all(line.startswith("1 ") for line in seen["enqueued"]), seen["enqueued"]
+    assert seen["resent"] == [f"0 put-{owner}"]
+
+    created = reply("create_task")
+    assert created["ok"] is True
+    assert created["value"]["owner_id"] == owner
+    assert created["value"]["task"]["status"] == "working"
+
+    assert reply("put") == {"ok": True, "value": 1}
+    conflict = reply("put_if_version")
+    assert conflict["ok"] is False
+    assert conflict["error"]["type"] == "VersionConflict"
+    assert conflict["error"]["fields"] == {
+        "key": f"{owner}:t",
+        "expected": 5,
+        "actual": 1,
+        "current_data": {"__bytes__": "aGVsbG8="},
+    }
+    # The same op id, alone or inside another job: the first outcome, nothing applied twice.
+    assert reply("resent_reply") == {"ok": True, "value": 1}
+    assert reply("ops_replay") == {"ok": True, "value": [{"ok": True, "value": 1}]}
+
+    for case, words in [
+        ("future_version", "2.0 is not supported"),
+        ("unknown_operation", "frobnicate"),
+        ("malformed", "does not decode"),
+    ]:
+        error = reply(case)["error"]
+        assert error["type"] == "InvalidArgument", (case, error)
+        assert words in error["message"], (case, error)
+    assert "taskstore: the job is not a JSON object" in seen["refused"][0]

@@ -1,0 +1,91 @@
+"""PROTOCOL.md says what the worker does: its tables match the code, its examples run."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from pathlib import Path
+
+from store.tasks import TaskError
+from tests.harness import unique
+from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
+from worker.client import TaskStoreClient
+from worker.envelope import ERRORS, field_names
+from worker.queue import ENQUEUE, enqueue, wait_reply
+from worker.writes import WRITES
+
+PROTOCOL = (Path(__file__).resolve().parents[2] / "PROTOCOL.md").read_text()
+
+
+def table(header: str) -> list[list[str]]:
+    """The rows of the table whose header row starts with ``header``, cells stripped."""
+    lines = PROTOCOL.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_the_operation_table_is_the_declared_writes() -> None:
+    documented = {}
+    for name, arguments, _ in table("| operation |"):
+        args = [(a, bool(optional)) for a, optional in re.findall(r"`(\w+)`(\?)?", arguments)]
+        documented[name.strip("`")] = args
+    declared = {
+        name: [
+            (p.name, p.default is not inspect.Parameter.empty)
+            for p in write.signature.parameters.values()
+        ]
+        for name, write in WRITES.items()
+    }
+    assert documented == declared
+
+
+def test_the_error_table_is_the_envelope_registry() -> None:
+    documented = {}
+    for kind, fields, code, _ in table("| type |"):
+        documented[kind.strip("`")] = (re.findall(r"`(\w+)`", fields), code)
+    registered = {
+        name: (
+            field_names(cls),
+            str(cls.code) if issubclass(cls, TaskError) else "",
+        )
+        for name, cls in ERRORS.items()
+    }
+    assert documented == registered
+
+
+def test_the_version_and_script_are_the_shipped_ones() -> None:
+    assert 'this is `"1.0"`' in PROTOCOL
+    assert "EVALSHA <sha> 5 arq:job:<id> arq:result:<id> <queue> <queue>:wake" in PROTOCOL
+    assert ENQUEUE.source.count("KEYS[") >= 5
+
+
+async def test_every_example_job_runs(redis_url: str) -> None:
+    settings = isolated_settings(redis_url, "protocol")
+    owner = unique("doc")
+    examples = re.findall(r"^```json\n(.*?)\n```$", PROTOCOL, re.M | re.S)
+    assert len(examples) >= 5
+    try:
+        async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+            task_id = ""
+            for example in examples:
+                job = example.replace('"alice', f'"{owner}').replace("<task_id>", task_id)
+                function = json.loads(job)["f"]
+                job_id = unique("job")
+                assert await enqueue(client.pool, settings.queue_name, job_id, job.encode())
+                reply = await wait_reply(client.pool, settings.queue_name, job_id, 10)
+                assert reply is not None, job
+                assert reply["ok"] is True, reply
+                for each in reply["value"] if function in ("ops", "apply_batch") else []:
+                    assert each["ok"] is True, (job, each)
+                if function == "create_task":
+                    task_id = reply["value"]["task"]["task_id"]
+            task = await client.get_task(task_id, owner)
+            assert task.task.status == "completed"
+    finally:
+        await drop_test_keys(settings)

@@ -1,0 +1,27 @@
+"""The job protocol's version (PROTOCOL.md).
+
+A job carries ``"v": "<major>.<minor>"``. Minor versions only add (new
+optional fields, new operations); a worker runs any minor of its major and
+refuses, with an error reply, a job of another major. A job without ``v``
+is taken as 1.0, the version arq-speaking producers have always spoken.
+"""
+
+from __future__ import annotations
+
+import re
+
+VERSION = "1.0"
+MAJOR = int(VERSION.split(".")[0])
+_SHAPE = re.compile(r"(\d{1,4})\.(\d{1,4})")
+
+
+def refusal(version: object) -> str | None:
+    """Why a job of ``version`` cannot run here, or None when it can."""
+    if version is None:
+        return None
+    match = _SHAPE.fullmatch(version) if isinstance(version, str) else None
+    if match is None:
+        return f'protocol version must be "<major>.<minor>", not {version!r:.40}'
+    if int(match.group(1)) != MAJOR:
+        return f"protocol version {version} is not supported; this worker speaks {VERSION}"
+    return None
