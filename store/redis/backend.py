@@ -42,7 +42,7 @@ from store.redis.scripts import BoundScript
 _WRITTEN, _CONFLICT = 0, 1
 _LIST_CHUNK = 500
 _OWNERS_PER_SWEEP_ROUND = 64
-_STATS_CHUNK = 64
+_STATS_CHUNK = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +177,11 @@ class RedisBackend(checks.CheckedWrites):
             return int(await self._count(keys=(keys.index, keys.expiry)))
 
     async def stats(self, progress: Callable[[int, int], None] | None = None) -> StoreStats:
-        """Owners from the due-index, each counted by its own index: no keyspace SCAN."""
+        """Owners from the due-index, each counted by its own indexes: no keyspace SCAN.
+
+        A chunk of owners is one pipeline of ``ZCARD`` and ``ZCOUNT`` per owner
+        (``count.lua`` in plain commands, which a cluster pipeline can route).
+        """
         with _backend_errors(None):
             now = await self._server_ms()
             total = int(await self._redis.zcard(self.keys.due))
@@ -185,8 +189,13 @@ class RedisBackend(checks.CheckedWrites):
             records = 0
             for start in range(0, total, _STATS_CHUNK):
                 chunk = await self._redis.zrange(self.keys.due, start, start + _STATS_CHUNK - 1)
-                counts = await asyncio.gather(*(self.count(o.decode()) for o in chunk))
-                records += sum(counts)
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for owner in chunk:
+                        keys = self.keys.owner(owner.decode())
+                        pipe.zcard(keys.index)
+                        pipe.zcount(keys.expiry, "-inf", now)
+                    replies = await pipe.execute()
+                records += sum(replies[0::2]) - sum(replies[1::2])
                 if progress is not None:
                     progress(min(start + _STATS_CHUNK, total), total)
         return StoreStats(owners=total, records=records, owners_due=due)
