@@ -18,7 +18,6 @@ import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 from arq.constants import result_key_prefix, retry_key_prefix
@@ -27,9 +26,10 @@ from worker import tally
 from worker.errors import FailedJobNotKept, JobAlreadyQueued
 from worker.jobs import REFUSE
 from worker.queue import FinishHook, enqueue, job_payload, reply_key
+from worker.scripts import Script
 from worker.serialization import SUCCEEDED, deserialize, serialize
 
-_DEAD_LETTER = resources.files("worker").joinpath("dead_letter.lua").read_text()
+_DEAD_LETTER = Script("dead_letter")
 _MESSAGE_CHARS = 300
 
 
@@ -93,8 +93,9 @@ def record(pipe: Any, queue_name: str, job_id: str, result: dict[str, Any], keep
         "retryable": retryable,
     }
     job = {"f": function, "a": result.get("a"), "k": result.get("k")} if retryable else None
+    # EVAL, not EVALSHA: inside arq's MULTI a NOSCRIPT could not be answered by a retry.
     pipe.eval(
-        _DEAD_LETTER,
+        _DEAD_LETTER.source,
         3,
         failed_key(queue_name),
         _records_key(queue_name),
