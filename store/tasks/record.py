@@ -86,14 +86,34 @@ class Task(_Model):
 
 
 class TaskRecord(_Model):
-    """A task as stored: the wire task plus owner, request, variables and result."""
+    """A task as stored: the wire task plus owner, request, variables and outcome.
+
+    ``error`` is the JSON-RPC error of a failed task. ``input_requests`` are
+    the server-to-client requests an ``input_required`` task waits on, by
+    server-minted key, and ``input_responses`` the answers received so far.
+    The three are left out of the stored bytes while empty, so records written
+    before they existed read and write back unchanged.
+    """
 
     task: Task
     owner_id: str
     request_method: str
     variables: dict[str, JsonValue] = Field(default_factory=dict)
     result: JsonValue = None
+    error: dict[str, JsonValue] | None = None
+    input_requests: dict[str, JsonValue] = Field(default_factory=dict)
+    input_responses: dict[str, JsonValue] = Field(default_factory=dict)
     expires_at: datetime | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_outcome(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name, alias in _OPTIONAL_OUTCOME:
+            if not getattr(self, name):
+                data.pop(alias if info.by_alias else name, None)
+        return data
 
     @field_validator("expires_at")
     @classmethod
@@ -124,8 +144,14 @@ class TaskRecord(_Model):
         return cls.model_validate_json(data)
 
     def to_wire(self, *, include_variables: bool = False) -> dict[str, Any]:
-        """The MCP task object; with ``include_variables``, variables under ``_meta``."""
-        wire: dict[str, Any] = self.task.model_dump(mode="json", by_alias=True)
-        if include_variables:
-            wire["_meta"] = {"variables": self.variables}
-        return wire
+        """The MCP task object of protocol 2025-11-25 (see ``store.tasks.wire_2025``)."""
+        from store.tasks import wire_2025
+
+        return wire_2025.task_object(self, include_variables=include_variables)
+
+
+_OPTIONAL_OUTCOME = (
+    ("error", "error"),
+    ("input_requests", "inputRequests"),
+    ("input_responses", "inputResponses"),
+)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,6 +206,89 @@ class TaskStore:
 
         return await self._mutate(task_id, owner_id, change, op_id)
 
+    async def fail(
+        self,
+        task_id: str,
+        owner_id: str,
+        error: dict[str, Any],
+        status_message: str | None = None,
+        *,
+        op_id: str | None = None,
+    ) -> TaskRecord:
+        """Move to ``failed`` with the JSON-RPC ``error`` (``code``, ``message``, ``data``?)."""
+        if (
+            not isinstance(error, dict)
+            or not isinstance(error.get("code"), int)
+            or not isinstance(error.get("message"), str)
+            or not set(error) <= {"code", "message", "data"}
+        ):
+            raise InvalidParams("error must be a JSON-RPC error: {code: int, message: str, data?}")
+        check_json_value("error", error, self.config)
+        message = _message(status_message)
+
+        def change(record: TaskRecord, now: int) -> TaskRecord:
+            moved = _moved(record, TaskStatus.FAILED, message, now)
+            return moved.model_copy(update={"error": error})
+
+        return await self._mutate(task_id, owner_id, change, op_id)
+
+    async def request_input(
+        self,
+        task_id: str,
+        owner_id: str,
+        requests: Sequence[dict[str, Any]],
+        status_message: str | None = None,
+        *,
+        op_id: str | None = None,
+    ) -> TaskRecord:
+        """Move to ``input_required`` waiting on ``requests``, each under a key minted here.
+
+        Keys are new UUIDs, so none is ever reused within the task; the returned
+        record's ``input_requests`` maps them to the requests, in order.
+        """
+        if not isinstance(requests, list | tuple) or not requests:
+            raise InvalidParams("requests must be a non-empty list of server-to-client requests")
+        check_json_value("requests", [*requests], self.config)
+        message = _message(status_message)
+        keyed = {uuid.uuid4().hex: request for request in requests}
+
+        def change(record: TaskRecord, now: int) -> TaskRecord:
+            moved = _moved(record, TaskStatus.INPUT_REQUIRED, message, now)
+            return moved.model_copy(update={"input_requests": keyed, "input_responses": {}})
+
+        return await self._mutate(task_id, owner_id, change, op_id)
+
+    async def respond(
+        self,
+        task_id: str,
+        owner_id: str,
+        responses: dict[str, Any],
+        *,
+        op_id: str | None = None,
+    ) -> TaskRecord:
+        """Keep the answers to requests still outstanding; ignore the rest.
+
+        Answers to unknown or already answered keys, or to a task no longer
+        waiting for input, change nothing and write nothing; partial answers
+        are kept until the others come.
+        """
+        if not isinstance(responses, dict) or not all(isinstance(k, str) for k in responses):
+            raise InvalidParams("responses must be an object of answers by request key")
+        check_json_value("responses", responses, self.config)
+
+        def change(record: TaskRecord, now: int) -> TaskRecord:
+            waiting = record.status is TaskStatus.INPUT_REQUIRED
+            new = {
+                key: answer
+                for key, answer in responses.items()
+                if waiting and key in record.input_requests and key not in record.input_responses
+            }
+            if not new:
+                raise Unchanged(record)
+            return _touched(record, now, input_responses={**record.input_responses, **new})
+
+        return await self._mutate(task_id, owner_id, change, op_id)
+
     async def cancel(self, task_id: str, owner_id: str, *, op_id: str | None = None) -> TaskRecord:
         def change(record: TaskRecord, now: int) -> TaskRecord:
             return _moved(record, TaskStatus.CANCELLED, None, now)
@@ -230,6 +313,8 @@ class TaskStore:
             record, version = await self._read(task_id, owner)
             try:
                 updated = change(record, self._clock())
+            except Unchanged:
+                return record
             except TaskError:
                 if op_id is not None and await self._applied(key, task_id, op_id):
                     return record
@@ -292,6 +377,14 @@ class TaskStore:
         return ttl_ms
 
 
+class Unchanged(Exception):
+    """A change that finds nothing to do: the record stays as it is, unwritten."""
+
+    def __init__(self, record: TaskRecord) -> None:
+        super().__init__("unchanged")
+        self.record = record
+
+
 def _key(owner: str, task_id: object) -> str:
     try:
         return make_key(owner, task_id)  # type: ignore[arg-type]
@@ -329,6 +422,9 @@ def _moved(record: TaskRecord, target: TaskStatus, message: str | None, now: int
     task = record.task.model_copy(
         update={"status": target, "status_message": message, "last_updated_at": ms_to_datetime(now)}
     )
+    if record.status is TaskStatus.INPUT_REQUIRED:
+        # What it waited for is settled: answered (resuming) or moot (terminal).
+        return record.model_copy(update={"task": task, "input_requests": {}, "input_responses": {}})
     return record.model_copy(update={"task": task})
 
 
