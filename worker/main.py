@@ -54,6 +54,8 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
              run_at_startup=False, **every(settings.sweep_interval_s)),
         cron(maintenance.reap_orphans, name="reap_orphans", unique=True,
              run_at_startup=False, **every(settings.reap_interval_s)),
+        cron(maintenance.fail_abandoned_tasks, name="fail_abandoned_tasks", unique=True,
+             run_at_startup=False, **every(settings.sweep_interval_s)),
     ]  # fmt: skip
 
 

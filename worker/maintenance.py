@@ -1,4 +1,4 @@
-"""Cron jobs: the expiry sweep and the orphan reaper.
+"""Cron jobs: the expiry sweep, the orphan reaper, and failing abandoned tasks.
 
 arq's unique cron job ids stop two workers from running the same tick; a
 lock in Redis also stops a run that outlasts its interval from overlapping
@@ -16,6 +16,8 @@ from typing import Any
 
 from store.errors import StorageError
 from store.redis import RedisBackend
+from store.tasks import TaskError
+from store.tasks.leases import RunnerLeases
 from worker.liveness import lease
 from worker.metrics import Metrics
 
@@ -55,6 +57,15 @@ async def reap_orphans(ctx: dict[str, Any]) -> int:
     return await _maintain(ctx, "reap", _reap)
 
 
+async def fail_abandoned_tasks(ctx: dict[str, Any]) -> int:
+    """Fail tasks whose runner's lease ran out: an MCP server process died running them."""
+    return await _maintain(ctx, "abandoned", _abandoned)
+
+
+async def _abandoned(ctx: dict[str, Any]) -> int:
+    return await RunnerLeases(ctx["stores"].tasks).fail_abandoned()
+
+
 async def _sweep(ctx: dict[str, Any]) -> int:
     return int(await ctx["stores"].backend.cleanup_expired())
 
@@ -74,7 +85,7 @@ async def _maintain(ctx: dict[str, Any], name: str, run: Any) -> int:
     try:
         async with lease(ctx, _lock_key(ctx, name)):
             removed = int(await run(ctx))
-    except StorageError as exc:
+    except (StorageError, TaskError) as exc:
         log.warning("%s failed: %s", name, exc)
         metrics.backend_errors.labels(job=name).inc()
         return 0

@@ -1,0 +1,131 @@
+"""``examples/mcp_server.py`` as users run it: over stdio, two processes on one Redis, and HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("mcp", reason="the mcp extra is not installed")
+
+from mcp import Client, StdioServerParameters
+
+from store.tasks.leases import ABANDONED
+from tests.harness import unique
+from tests.mcp.poller import MODERN, Poller, get_task, start_task, text, until
+from tests.servers import free_ports
+from tests.worker.conftest import running_worker
+from worker.settings import load_settings
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mcp_server.py"
+
+
+@pytest.fixture
+def env(redis_url: str) -> Iterator[dict[str, str]]:
+    """The example's settings: the test Redis, under a key prefix and queue of its own."""
+    run = unique("mcpex")
+    yield {
+        "TASKSTORE_REDIS_URL": redis_url,
+        "TASKSTORE_KEY_PREFIX": f"{run}-ts",
+        "TASKSTORE_QUEUE_NAME": f"{run}:queue",
+        "TASKSTORE_ALLOW_ANONYMOUS": "true",
+        "TASKSTORE_MCP_LEASE_S": "1",
+    }
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{run}*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+def stdio(env: dict[str, str], poller: Poller) -> Client:
+    params = StdioServerParameters(command=sys.executable, args=[str(EXAMPLE)], env=env)
+    return Client(params, mode=MODERN, extensions=[poller])
+
+
+def name_answer(request: dict[str, Any]) -> dict[str, Any]:
+    return {"action": "accept", "content": {"name": "Ada"}}
+
+
+async def test_two_stdio_servers_on_one_redis_answer_each_others_tasks(
+    env: dict[str, str],
+) -> None:
+    async with (
+        stdio(env, Poller(wait=False)) as first,
+        stdio(env, Poller(name_answer)) as second,
+    ):
+        task_id = await start_task(first, "sleep_then_echo", {"text": "across", "seconds": 0.3})
+
+        async def completed() -> bool:
+            return bool((await get_task(second.session, task_id))["status"] == "completed")
+
+        await until(completed)
+        state = await get_task(second.session, task_id)
+        assert state["result"]["content"][0]["text"] == "across"
+        assert text(await second.call_tool("ask_name", {})) == "hello Ada"
+        failed = await second.call_tool("always_fails", {})
+        assert failed.is_error
+
+
+async def test_streamable_http_end_to_end(env: dict[str, str]) -> None:
+    [port] = free_ports(1)
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLE), "--http", str(port),
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await until(lambda: _listening(port), timeout_s=20)
+        async with Client(f"http://127.0.0.1:{port}/mcp", mode=MODERN, extensions=[Poller()]) as c:
+            result = await c.call_tool("sleep_then_echo", {"text": "over http", "seconds": 0.1})
+        assert text(result) == "over http"
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), 10)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def test_a_task_whose_server_died_is_failed_by_the_worker(env: dict[str, str]) -> None:
+    [port] = free_ports(1)
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLE), "--http", str(port),
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await until(lambda: _listening(port), timeout_s=20)
+        async with Client(
+            f"http://127.0.0.1:{port}/mcp", mode=MODERN, extensions=[Poller(wait=False)]
+        ) as c:
+            task_id = await start_task(c, "sleep_then_echo", {"text": "never", "seconds": 600})
+    finally:
+        server.kill()
+        await server.wait()
+    settings = load_settings(
+        redis_url=env["TASKSTORE_REDIS_URL"],
+        key_prefix=env["TASKSTORE_KEY_PREFIX"],
+        queue_name=env["TASKSTORE_QUEUE_NAME"],
+        sweep_interval_s=1,
+    )
+    async with running_worker(settings), stdio(env, Poller()) as reader:
+
+        async def failed() -> bool:
+            return bool((await get_task(reader.session, task_id))["status"] == "failed")
+
+        await until(failed, timeout_s=20)
+        state = await get_task(reader.session, task_id)
+    assert state["statusMessage"] == ABANDONED
+    assert state["error"] == {"code": -32603, "message": ABANDONED}

@@ -1,0 +1,14 @@
+"""MCP tasks kept in taskstore: an extension for the official ``mcp`` SDK (``taskstore[mcp]``).
+
+``TaskStoreTasks`` serves ``io.modelcontextprotocol/tasks`` (protocol
+2026-07-28, SEP-2663) for ``MCPServer(extensions=[...])``: tools that opt in
+run as tasks whose state lives in a ``TaskStore``, so any server process on
+the same store answers ``tasks/get``, ``tasks/update`` and ``tasks/cancel``.
+A running tool asks its caller for input with ``elicit``.
+"""
+
+from worker.mcp_tasks.extension import TaskStoreTasks
+from worker.mcp_tasks.owner import owner_of
+from worker.mcp_tasks.running import InputDeclined, elicit
+
+__all__ = ["InputDeclined", "TaskStoreTasks", "elicit", "owner_of"]

@@ -1,0 +1,170 @@
+"""``TaskStoreTasks``: the ``io.modelcontextprotocol/tasks`` extension on a ``TaskStore``.
+
+- Tools opt in (``@tasks.task()`` under ``@server.tool()``, or ``enable``):
+  ``optional`` ones run as a task for a client that declared the extension
+  and inline for one that did not; ``required`` ones refuse such a client
+  with ``-32021``.
+- A call that becomes a task is answered at once with the task
+  (``resultType: "task"``); the tool runs on in this process (``running``),
+  under a lease: if the process dies, the worker fails the task.
+- ``tasks/get``, ``tasks/update`` and ``tasks/cancel`` are served at protocol
+  2026-07-28, from the store: any server process on it answers for a task
+  any other created. An unknown task, an expired one and another owner's
+  look the same: ``-32602``. Cancelling a finished task is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeVar
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.extension import Extension, MethodBinding
+from mcp.server.mcpserver.server import require_client_extension
+from mcp.shared.exceptions import MCPError
+from mcp_types import CallToolRequestParams, RequestParams
+from mcp_types.jsonrpc import INVALID_PARAMS
+from pydantic import Field, JsonValue
+
+from store.tasks import InvalidTransition, TaskError, TaskNotFound, TaskStore
+from store.tasks.leases import RunnerLeases
+from store.tasks.wire_2026 import EXTENSION, PROTOCOL_VERSION, created, detailed
+from worker.mcp_tasks.owner import owner_of
+from worker.mcp_tasks.running import TaskRun
+
+Mode = Literal["optional", "required"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TaskIdParams(RequestParams):
+    task_id: str = Field(alias="taskId")
+
+
+class UpdateTaskParams(TaskIdParams):
+    input_responses: dict[str, JsonValue] = Field(alias="inputResponses")
+
+
+class TaskStoreTasks(Extension):
+    identifier = EXTENSION
+
+    def __init__(
+        self,
+        store: TaskStore,
+        *,
+        allow_anonymous: bool = False,
+        ttl_ms: int | None = None,
+        lease_s: float = 15.0,
+    ) -> None:
+        self.store = store
+        self.allow_anonymous = allow_anonymous
+        self.ttl_ms = ttl_ms
+        self.leases = RunnerLeases(store)
+        self.lease_ms = int(lease_s * 1000)
+        self._modes: dict[str, Mode] = {}
+        self._running: set[asyncio.Task[None]] = set()
+
+    def enable(self, tool_name: str, mode: Mode = "optional") -> None:
+        """Run the tool named ``tool_name`` as a task."""
+        if mode not in ("optional", "required"):
+            raise ValueError(f"mode is optional or required, not {mode!r}")
+        self._modes[tool_name] = mode
+
+    def task(self, mode: Mode = "optional") -> Callable[[F], F]:
+        """Decorator under ``@server.tool()``: run this tool (by its function's name) as a task."""
+
+        def register(fn: F) -> F:
+            self.enable(fn.__name__, mode)
+            return fn
+
+        return register
+
+    def methods(self) -> Sequence[MethodBinding]:
+        versions = frozenset({PROTOCOL_VERSION})
+        return (
+            MethodBinding("tasks/get", TaskIdParams, self._get, versions),
+            MethodBinding("tasks/update", UpdateTaskParams, self._update, versions),
+            MethodBinding("tasks/cancel", TaskIdParams, self._cancel, versions),
+        )
+
+    async def intercept_tool_call(
+        self,
+        params: CallToolRequestParams,
+        ctx: ServerRequestContext[Any, Any],
+        call_next: CallNext,
+    ) -> HandlerResult:
+        mode = self._modes.get(params.name)
+        if mode is None:
+            return await call_next(ctx)
+        if ctx.protocol_version != PROTOCOL_VERSION or not _declared(ctx):
+            if mode == "required":
+                require_client_extension(ctx, EXTENSION)
+            return await call_next(ctx)
+        owner = owner_of(self.allow_anonymous)
+        record = await _answered(self.store.create(owner, "tools/call", self.ttl_ms))
+        poll_s = (record.task.poll_interval or 500) / 1000
+        run = TaskRun(self.store, self.leases, record.task_id, owner, poll_s, self.lease_ms)
+
+        async def tool() -> HandlerResult:
+            return await call_next(ctx)
+
+        # The run starts from a copy of this context, where it marks itself current.
+        running = asyncio.create_task(run.execute(tool), context=contextvars.copy_context())
+        self._running.add(running)
+        running.add_done_callback(self._running.discard)
+        return created(record)
+
+    async def _get(
+        self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams
+    ) -> HandlerResult:
+        owner = self._caller(ctx)
+        return detailed(await _answered(self.store.get(params.task_id, owner)))
+
+    async def _update(
+        self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskParams
+    ) -> HandlerResult:
+        owner = self._caller(ctx)
+        await _answered(self.store.respond(params.task_id, owner, params.input_responses))
+        return {}
+
+    async def _cancel(
+        self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams
+    ) -> HandlerResult:
+        owner = self._caller(ctx)
+        with contextlib.suppress(InvalidTransition):  # finished already: acknowledged all the same
+            await _answered(self.store.cancel(params.task_id, owner))
+        return {}
+
+    def _caller(self, ctx: ServerRequestContext[Any, Any]) -> str:
+        require_client_extension(ctx, EXTENSION)
+        return owner_of(self.allow_anonymous)
+
+    async def aclose(self) -> None:
+        """Stop the tools still running here (their tasks stay as they are in the store)."""
+        for running in list(self._running):
+            running.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+
+
+def _declared(ctx: ServerRequestContext[Any, Any]) -> bool:
+    capabilities = ctx.session.client_capabilities
+    extensions = capabilities.extensions if capabilities else None
+    return bool(extensions) and EXTENSION in extensions  # type: ignore[operator]
+
+
+T = TypeVar("T")
+
+
+async def _answered(call: Awaitable[T]) -> T:
+    """The store's answer; its task errors as the JSON-RPC errors SEP-2663 asks for."""
+    try:
+        return await call
+    except InvalidTransition:
+        raise  # a finished task: the caller decides (cancel acknowledges it)
+    except TaskNotFound:  # TaskExpired included
+        # Unknown, expired and another owner's tasks must look alike.
+        raise MCPError(INVALID_PARAMS, "task not found") from None
+    except TaskError as exc:
+        raise MCPError(exc.code, str(exc)) from exc

@@ -1,0 +1,154 @@
+"""A tool running as a task in this process: its outcome, its cancel watch, input from its caller.
+
+The run holds a lease on the task while the tool runs (``store.tasks.leases``),
+so the worker fails it if this process dies. It stores the tool's outcome in
+the task: its result once it returns
+(``completed``, a result with ``isError`` included, as SEP-2663 says), the
+JSON-RPC error it raised (``failed``). Every poll interval it reads the task,
+so a ``tasks/cancel`` made through any server process stops it within one.
+``elicit`` puts the task in ``input_required`` with one request and waits,
+reading the task at the same pace, until ``tasks/update`` has answered it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server.context import HandlerResult
+from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import INTERNAL_ERROR
+from pydantic import BaseModel
+
+from store import StorageError
+from store.tasks import InvalidTransition, TaskError, TaskStatus, TaskStore
+from store.tasks.leases import RunnerLeases
+
+log = logging.getLogger("taskstore.mcp")
+
+_CURRENT: ContextVar[TaskRun | None] = ContextVar("taskstore_task_run", default=None)
+
+
+class InputDeclined(Exception):
+    """The caller declined or cancelled a request for input (``action`` says which)."""
+
+    def __init__(self, action: object) -> None:
+        super().__init__(f"the caller did not accept the request for input: {action!r:.40}")
+        self.action = action
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    store: TaskStore
+    leases: RunnerLeases
+    task_id: str
+    owner_id: str
+    poll_s: float
+    lease_ms: int
+
+    async def execute(self, work: Callable[[], Coroutine[Any, Any, HandlerResult]]) -> None:
+        """Run ``work`` to its outcome under a lease, stopping it if the task is cancelled."""
+        _CURRENT.set(self)
+        await self.leases.hold(self.task_id, self.owner_id, self.lease_ms)
+        running: asyncio.Task[HandlerResult] = asyncio.create_task(work())
+        watching = asyncio.create_task(self._watch(running))
+        renewing = asyncio.create_task(self._renew())
+        try:
+            result = await running
+        except asyncio.CancelledError:
+            return  # cancelled through tasks/cancel: the task says so already
+        except MCPError as exc:
+            await self._settle(
+                self.store.fail, exc.error.model_dump(mode="json", exclude_none=True)
+            )
+        except Exception as exc:
+            log.exception("task %s: the tool raised", self.task_id)
+            await self._settle(self.store.fail, {"code": INTERNAL_ERROR, "message": str(exc)})
+        else:
+            await self._settle(self._complete, _dumped(result))
+        finally:
+            for helper in (watching, renewing):
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
+            with contextlib.suppress(TaskError, StorageError):
+                await self.leases.release(self.task_id, self.owner_id)
+
+    async def ask(self, requests: list[dict[str, Any]]) -> list[Any]:
+        """Wait on ``requests`` in ``input_required``; their answers, in order, once all came."""
+        record = await self.store.request_input(self.task_id, self.owner_id, requests)
+        keys = list(record.input_requests)
+        while True:
+            await asyncio.sleep(self.poll_s)
+            record = await self.store.get(self.task_id, self.owner_id)
+            if all(key in record.input_responses for key in keys):
+                answers = [record.input_responses[key] for key in keys]
+                await self.store.update_status(self.task_id, self.owner_id, TaskStatus.WORKING)
+                return answers
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            try:
+                await self.leases.hold(self.task_id, self.owner_id, self.lease_ms)
+            except StorageError:
+                log.warning("task %s: its lease could not be renewed", self.task_id)
+
+    async def _watch(self, running: asyncio.Task[HandlerResult]) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            try:
+                record = await self.store.get(self.task_id, self.owner_id)
+            except TaskError:  # expired or gone: nobody can read the outcome any more
+                running.cancel()
+                return
+            if record.status is TaskStatus.CANCELLED:
+                running.cancel()
+                return
+
+    async def _complete(self, task_id: str, owner_id: str, result: Any) -> Any:
+        return await self.store.complete_with_result(task_id, owner_id, "completed", result)
+
+    async def _settle(self, store: Callable[..., Awaitable[Any]], outcome: Any) -> None:
+        try:
+            await store(self.task_id, self.owner_id, outcome)
+        except InvalidTransition:
+            pass  # cancelled while the outcome was on its way: cancelled it stays
+        except TaskError:
+            log.exception("task %s: its outcome could not be stored", self.task_id)
+
+
+def _dumped(result: HandlerResult) -> dict[str, Any]:
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dict(result or {})
+
+
+def current() -> TaskRun | None:
+    """The task the calling tool runs as, if it runs as one."""
+    return _CURRENT.get()
+
+
+async def elicit(message: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """Ask the task's caller for input (a form) and wait; the content of the accepted answer.
+
+    Raises ``InputDeclined`` when the caller declines or cancels, and
+    ``RuntimeError`` outside a tool that runs as a task.
+    """
+    run = current()
+    if run is None:
+        raise RuntimeError("elicit works inside a tool that runs as a task")
+    request = {
+        "method": "elicitation/create",
+        "params": {"mode": "form", "message": message, "requestedSchema": schema},
+    }
+    [answer] = await run.ask([request])
+    if not isinstance(answer, dict) or answer.get("action") != "accept":
+        raise InputDeclined(answer.get("action") if isinstance(answer, dict) else answer)
+    content = answer.get("content")
+    return content if isinstance(content, dict) else {}
