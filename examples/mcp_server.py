@@ -18,9 +18,20 @@ import asyncio
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
-from worker.connections import open_stores
+from worker.client import TaskStoreClient
 from worker.mcp_tasks import InputDeclined, TaskStoreTasks, elicit
+from worker.mcp_tasks.durable import durable
 from worker.settings import load_settings
+
+
+@durable
+async def durable_sleep_then_echo(text: str, seconds: float) -> str:
+    """As sleep_then_echo, but run by the taskstore worker: it outlives this process.
+
+    The worker runs it with ``TASKSTORE_MCP_TOOL_MODULES=examples/mcp_server.py``.
+    """
+    await asyncio.sleep(seconds)
+    return text
 
 
 def build(tasks: TaskStoreTasks) -> MCPServer:
@@ -56,6 +67,8 @@ def build(tasks: TaskStoreTasks) -> MCPServer:
         """End the task failed, with a JSON-RPC error."""
         raise MCPError(-32603, "always fails")
 
+    server.tool()(durable_sleep_then_echo)
+    tasks.enable_durable(durable_sleep_then_echo)
     return server
 
 
@@ -64,19 +77,21 @@ async def main() -> None:
     parser.add_argument("--http", type=int, metavar="PORT", help="streamable HTTP on this port")
     args = parser.parse_args()
     settings = load_settings()
-    stores = await open_stores(settings)
-    tasks = TaskStoreTasks(
-        stores.tasks, allow_anonymous=settings.allow_anonymous, lease_s=settings.mcp_lease_s
-    )
-    server = build(tasks)
-    try:
-        if args.http is None:
-            await server.run_stdio_async()
-        else:
-            await server.run_streamable_http_async(port=args.http)
-    finally:
-        await tasks.aclose()
-        await stores.backend.aclose()
+    async with TaskStoreClient.connect(settings) as client:
+        tasks = TaskStoreTasks(
+            client.stores.tasks,
+            allow_anonymous=settings.allow_anonymous,
+            lease_s=settings.mcp_lease_s,
+            queue=client,
+        )
+        server = build(tasks)
+        try:
+            if args.http is None:
+                await server.run_stdio_async()
+            else:
+                await server.run_streamable_http_async(port=args.http)
+        finally:
+            await tasks.aclose()
 
 
 if __name__ == "__main__":

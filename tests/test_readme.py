@@ -16,8 +16,9 @@ from store.redis import EmbeddedRedis
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```$", README.read_text(), re.M | re.S)
-PRODUCER = next(b for b in BLOCKS if "TaskStoreClient" in b)
-DIRECT = [b for b in BLOCKS if b is not PRODUCER]
+PRODUCER = next(b for b in BLOCKS if "create_task(" in b)
+MCP_SERVER = next(b for b in BLOCKS if "MCPServer(" in b)  # run in tests/mcp/test_readme_server.py
+DIRECT = [b for b in BLOCKS if b is not PRODUCER and b is not MCP_SERVER]
 
 
 def first_command() -> list[str]:

@@ -41,11 +41,22 @@ def every(seconds: int) -> dict[str, Any]:
     return {"minute": set(range(0, 60, seconds // 60)), "second": {0}}
 
 
-def worker_functions() -> list[Function]:
+def worker_functions(settings: Settings) -> list[Function]:
     return [
         func(job, name=name, max_tries=1 if name == jobs.REFUSE else None)
-        for name, job in jobs.job_functions().items()
+        for name, job in {**jobs.job_functions(), **durable_tools(settings)}.items()
     ]
+
+
+def durable_tools(settings: Settings) -> dict[str, Any]:
+    """The ``run_tool`` job, when this worker runs MCP servers' durable tools."""
+    modules = [m.strip() for m in settings.mcp_tool_modules.split(",") if m.strip()]
+    if not modules:
+        return {}
+    from worker.mcp_tasks import durable  # needs the mcp extra
+
+    durable.load(modules)
+    return {durable.JOB: durable.run_tool}
 
 
 def cron_jobs(settings: Settings) -> list[CronJob]:
@@ -66,7 +77,7 @@ def worker_settings(settings: Settings) -> type:
     redis_settings, _ = queue_redis_settings(settings)
     metrics = Metrics()
 
-    functions, crons = worker_functions(), cron_jobs(settings)
+    functions, crons = worker_functions(settings), cron_jobs(settings)
     decode = jobs.job_deserializer(
         frozenset([*(f.name for f in functions), *(c.name for c in crons)])
     )

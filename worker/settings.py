@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     failed_jobs_keep: int = Field(1000, gt=0, le=100_000)
     worker_id_file: Path | None = None
     mcp_lease_s: float = Field(15, ge=0.5, le=3600)
+    mcp_tool_modules: str = ""
     default_ttl_ms: int = Field(3_600_000, gt=0)
     max_ttl_ms: int = Field(86_400_000, gt=0)
     max_tasks_per_owner: int = Field(100, gt=0)

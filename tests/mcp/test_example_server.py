@@ -129,3 +129,39 @@ async def test_a_task_whose_server_died_is_failed_by_the_worker(env: dict[str, s
         state = await get_task(reader.session, task_id)
     assert state["statusMessage"] == ABANDONED
     assert state["error"] == {"code": -32603, "message": ABANDONED}
+
+
+async def test_a_durable_task_outlives_its_server_process(env: dict[str, str]) -> None:
+    settings = load_settings(
+        redis_url=env["TASKSTORE_REDIS_URL"],
+        key_prefix=env["TASKSTORE_KEY_PREFIX"],
+        queue_name=env["TASKSTORE_QUEUE_NAME"],
+        mcp_tool_modules=str(EXAMPLE),
+    )
+    [port] = free_ports(1)
+    async with running_worker(settings):
+        server = await asyncio.create_subprocess_exec(
+            sys.executable, str(EXAMPLE), "--http", str(port),
+            env={**os.environ, **env},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            await until(lambda: _listening(port), timeout_s=20)
+            async with Client(
+                f"http://127.0.0.1:{port}/mcp", mode=MODERN, extensions=[Poller(wait=False)]
+            ) as c:
+                arguments = {"text": "survived", "seconds": 1.0}
+                task_id = await start_task(c, "durable_sleep_then_echo", arguments)
+        finally:
+            server.kill()  # mid-task: the worker runs it, not this process
+            await server.wait()
+        async with stdio(env, Poller()) as reader:
+
+            async def completed() -> bool:
+                return bool((await get_task(reader.session, task_id))["status"] == "completed")
+
+            await until(completed, timeout_s=20)
+            state = await get_task(reader.session, task_id)
+    assert state["result"]["content"][0]["text"] == "survived"
+    assert state["result"]["structuredContent"] == {"result": "survived"}

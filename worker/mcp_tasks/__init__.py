@@ -4,7 +4,9 @@
 2026-07-28, SEP-2663) for ``MCPServer(extensions=[...])``: tools that opt in
 run as tasks whose state lives in a ``TaskStore``, so any server process on
 the same store answers ``tasks/get``, ``tasks/update`` and ``tasks/cancel``.
-A running tool asks its caller for input with ``elicit``.
+A running tool asks its caller for input with ``elicit``. Tools run in the
+server process under a lease, or, decorated ``@durable``
+(``worker.mcp_tasks.durable``), as jobs on the taskstore worker.
 """
 
 from worker.mcp_tasks.extension import TaskStoreTasks

@@ -6,7 +6,9 @@
   with ``-32021``.
 - A call that becomes a task is answered at once with the task
   (``resultType: "task"``); the tool runs on in this process (``running``),
-  under a lease: if the process dies, the worker fails the task.
+  under a lease: if the process dies, the worker fails the task. A durable
+  tool (``enable_durable``) runs as a job on the worker instead, and outlives
+  the server process.
 - ``tasks/get``, ``tasks/update`` and ``tasks/cancel`` are served at protocol
   2026-07-28, from the store: any server process on it answers for a task
   any other created. An unknown task, an expired one and another owner's
@@ -32,8 +34,12 @@ from pydantic import Field, JsonValue
 from store.tasks import InvalidTransition, TaskError, TaskNotFound, TaskStore
 from store.tasks.leases import RunnerLeases
 from store.tasks.wire_2026 import EXTENSION, PROTOCOL_VERSION, created, detailed
+from worker.client import TaskStoreClient
+from worker.mcp_tasks import durable
 from worker.mcp_tasks.owner import owner_of
 from worker.mcp_tasks.running import TaskRun
+from worker.queue import enqueue, job_payload
+from worker.serialization import serialize
 
 Mode = Literal["optional", "required"]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,13 +63,16 @@ class TaskStoreTasks(Extension):
         allow_anonymous: bool = False,
         ttl_ms: int | None = None,
         lease_s: float = 15.0,
+        queue: TaskStoreClient | None = None,
     ) -> None:
         self.store = store
+        self.queue = queue
         self.allow_anonymous = allow_anonymous
         self.ttl_ms = ttl_ms
         self.leases = RunnerLeases(store)
         self.lease_ms = int(lease_s * 1000)
         self._modes: dict[str, Mode] = {}
+        self._durable: dict[str, str] = {}
         self._running: set[asyncio.Task[None]] = set()
 
     def enable(self, tool_name: str, mode: Mode = "optional") -> None:
@@ -71,6 +80,15 @@ class TaskStoreTasks(Extension):
         if mode not in ("optional", "required"):
             raise ValueError(f"mode is optional or required, not {mode!r}")
         self._modes[tool_name] = mode
+
+    def enable_durable(self, fn: Callable[..., Any], mode: Mode = "optional") -> None:
+        """Run the tool ``fn`` (decorated ``@durable``) as a task whose work is a worker job."""
+        if durable.REGISTRY.get(durable.ref(fn)) is not fn:
+            raise ValueError(f"{fn.__qualname__} is not decorated @durable")
+        if self.queue is None:
+            raise ValueError("durable tools need the queue: TaskStoreTasks(..., queue=client)")
+        self.enable(fn.__name__, mode)
+        self._durable[fn.__name__] = durable.ref(fn)
 
     def task(self, mode: Mode = "optional") -> Callable[[F], F]:
         """Decorator under ``@server.tool()``: run this tool (by its function's name) as a task."""
@@ -104,6 +122,10 @@ class TaskStoreTasks(Extension):
             return await call_next(ctx)
         owner = owner_of(self.allow_anonymous)
         record = await _answered(self.store.create(owner, "tools/call", self.ttl_ms))
+        tool_ref = self._durable.get(params.name)
+        if tool_ref is not None:
+            await self._enqueue(record.task_id, owner, tool_ref, params.arguments or {})
+            return created(record)
         poll_s = (record.task.poll_interval or 500) / 1000
         run = TaskRun(self.store, self.leases, record.task_id, owner, poll_s, self.lease_ms)
 
@@ -136,6 +158,15 @@ class TaskStoreTasks(Extension):
         with contextlib.suppress(InvalidTransition):  # finished already: acknowledged all the same
             await _answered(self.store.cancel(params.task_id, owner))
         return {}
+
+    async def _enqueue(
+        self, task_id: str, owner: str, tool_ref: str, arguments: dict[str, Any]
+    ) -> None:
+        """The worker's ``run_tool`` job for a durable tool's task; its id follows the task's."""
+        assert self.queue is not None  # enable_durable saw to it
+        kwargs = {"task_id": task_id, "owner_id": owner, "tool": tool_ref, "arguments": arguments}
+        payload = job_payload(durable.JOB, b"[]", serialize(kwargs))
+        await enqueue(self.queue.pool, self.queue.settings.queue_name, f"tool-{task_id}", payload)
 
     def _caller(self, ctx: ServerRequestContext[Any, Any]) -> str:
         require_client_extension(ctx, EXTENSION)

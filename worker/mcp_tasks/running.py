@@ -45,19 +45,22 @@ class InputDeclined(Exception):
 @dataclass(frozen=True)
 class TaskRun:
     store: TaskStore
-    leases: RunnerLeases
+    leases: RunnerLeases | None
+    """None where the process's death is handled otherwise (a durable tool's worker job)."""
     task_id: str
     owner_id: str
     poll_s: float
-    lease_ms: int
+    lease_ms: int = 0
 
     async def execute(self, work: Callable[[], Coroutine[Any, Any, HandlerResult]]) -> None:
         """Run ``work`` to its outcome under a lease, stopping it if the task is cancelled."""
         _CURRENT.set(self)
-        await self.leases.hold(self.task_id, self.owner_id, self.lease_ms)
+        helpers = []
+        if self.leases is not None:
+            await self.leases.hold(self.task_id, self.owner_id, self.lease_ms)
+            helpers.append(asyncio.create_task(self._renew(self.leases)))
         running: asyncio.Task[HandlerResult] = asyncio.create_task(work())
-        watching = asyncio.create_task(self._watch(running))
-        renewing = asyncio.create_task(self._renew())
+        helpers.append(asyncio.create_task(self._watch(running)))
         try:
             result = await running
         except asyncio.CancelledError:
@@ -72,12 +75,13 @@ class TaskRun:
         else:
             await self._settle(self._complete, _dumped(result))
         finally:
-            for helper in (watching, renewing):
+            for helper in helpers:
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
-            with contextlib.suppress(TaskError, StorageError):
-                await self.leases.release(self.task_id, self.owner_id)
+            if self.leases is not None:
+                with contextlib.suppress(TaskError, StorageError):
+                    await self.leases.release(self.task_id, self.owner_id)
 
     async def ask(self, requests: list[dict[str, Any]]) -> list[Any]:
         """Wait on ``requests`` in ``input_required``; their answers, in order, once all came."""
@@ -91,11 +95,11 @@ class TaskRun:
                 await self.store.update_status(self.task_id, self.owner_id, TaskStatus.WORKING)
                 return answers
 
-    async def _renew(self) -> None:
+    async def _renew(self, leases: RunnerLeases) -> None:
         while True:
             await asyncio.sleep(self.lease_ms / 3000)
             try:
-                await self.leases.hold(self.task_id, self.owner_id, self.lease_ms)
+                await leases.hold(self.task_id, self.owner_id, self.lease_ms)
             except StorageError:
                 log.warning("task %s: its lease could not be renewed", self.task_id)
 

@@ -1,0 +1,36 @@
+"""README's MCP server example, run as written over stdio, answering the SDK's own client."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("mcp", reason="the mcp extra is not installed")
+
+from mcp import Client, StdioServerParameters
+
+from tests.mcp.poller import MODERN, Poller, text
+from tests.test_readme import MCP_SERVER
+
+
+async def test_the_readme_server_greets_through_a_task(tmp_path: Path) -> None:
+    script = tmp_path / "server.py"
+    script.write_text(MCP_SERVER)
+    # No settings but the data directory: the embedded Redis, as on a fresh machine.
+    env = {"TASKSTORE_EMBEDDED_DIR": str(tmp_path / "embedded")}
+    params = StdioServerParameters(command=sys.executable, args=[str(script)], env=env)
+    asked: list[dict[str, Any]] = []
+
+    def answer(request: dict[str, Any]) -> dict[str, Any]:
+        asked.append(request)
+        return {"action": "accept", "content": {"name": "Ada"}}
+
+    poller = Poller(answer)
+    async with Client(params, mode=MODERN, extensions=[poller]) as client:
+        result = await client.call_tool("greet", {})
+    assert text(result) == "hello Ada"
+    assert asked[0]["params"]["message"] == "Your name?"
+    assert poller.seen[-1]["status"] == "completed"

@@ -1,0 +1,87 @@
+"""Durable tools: run as a job on the taskstore worker, not in the MCP server process.
+
+A function decorated ``@durable`` (at module level, so the worker can import
+it) and registered with ``TaskStoreTasks.enable_durable`` becomes a task
+whose work is a ``run_tool`` job on the worker's queue. The MCP server
+process may stop or restart mid-task: the worker stores the outcome in the
+task, and any server process reading the store serves it. A worker that dies
+mid-job is replaced within ``LEASE_S`` and runs the tool again (a tool that is
+not idempotent should not be durable). The worker runs only tools it
+imported itself, from the modules in ``MCP_TOOL_MODULES``, never a function
+a job names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.shared.exceptions import MCPError
+from mcp_types import CallToolResult, TextContent
+from mcp_types.jsonrpc import METHOD_NOT_FOUND
+
+from worker.mcp_tasks.running import TaskRun
+
+JOB = "run_tool"
+REGISTRY: dict[str, Callable[..., Any]] = {}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def ref(fn: Callable[..., Any]) -> str:
+    """The name a durable tool goes by in jobs: its function's name (a module run as
+    ``__main__`` by the server is the same module the worker imports by path)."""
+    return fn.__name__
+
+
+def durable(fn: F) -> F:
+    """Make ``fn`` a durable tool that a worker importing its module may run."""
+    known = REGISTRY.get(ref(fn))
+    if known is not None and known.__qualname__ != fn.__qualname__:
+        raise ValueError(f"two durable tools are named {ref(fn)!r}")
+    REGISTRY[ref(fn)] = fn
+    return fn
+
+
+def load(modules: Sequence[str]) -> None:
+    """Import the modules whose durable tools this worker runs: dotted names or ``.py`` paths."""
+    for module in modules:
+        if module.endswith(".py"):
+            path = Path(module).resolve()
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import {module}")
+            loaded = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = loaded
+            spec.loader.exec_module(loaded)
+        else:
+            importlib.import_module(module)
+
+
+async def run_tool(
+    ctx: dict[str, Any], task_id: str, owner_id: str, tool: str, arguments: dict[str, Any]
+) -> None:
+    """The worker's job: run the durable tool ``tool`` for the task and store its outcome."""
+    tasks = ctx["stores"].tasks
+    record = await tasks.get(task_id, owner_id)
+    # No runner lease: if this worker dies, arq runs the job again on another.
+    run = TaskRun(tasks, None, task_id, owner_id, (record.task.poll_interval or 500) / 1000)
+    fn = REGISTRY.get(tool)
+
+    async def work() -> CallToolResult:
+        if fn is None:
+            raise MCPError(METHOD_NOT_FOUND, f"this worker runs no durable tool {tool!r}")
+        try:
+            result = await Tool.from_function(fn).run(arguments, None, convert_result=True)  # type: ignore[arg-type]
+        except ToolError as exc:  # as MCPServer answers a tool that raised
+            return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
+        if not isinstance(result, CallToolResult):
+            raise MCPError(METHOD_NOT_FOUND, f"durable tool {tool!r} asked for input")
+        return result
+
+    await run.execute(work)
