@@ -7,22 +7,16 @@ coroutines on one event loop see every call as atomic.
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from store import checks
 from store.backend import BatchOp, BatchOutcome, Page, StoreStats, VersionedRecord
+from store.clock import Clock, wall_clock_ms
 from store.cursor import decode_cursor, encode_cursor
 from store.errors import CapacityExceeded, NotFound, StorageError, VersionConflict
 from store.keys import make_key, parse_key, parse_prefix, validate_id
-
-Clock = Callable[[], int]
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(slots=True)

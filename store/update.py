@@ -2,33 +2,36 @@
 
 Concurrent updates of one key in one process are combined: while one CAS of
 the key is in flight, later updates queue behind it, and the next CAS applies
-all of them in order. Every transform is applied exactly once, in the order
-the updates were made. Conflicts with other processes are retried with
-jittered exponential backoff, starting from the record the refusal carried,
-so contenders spread out instead of retrying in lockstep.
+them in order. Only updates with the same ``expires_at_ms`` share a CAS, so
+each caller's expiry is the one its update is stored with; an update asking
+for another expiry starts the next CAS. Every transform is applied exactly
+once, in the order the updates were made. Conflicts with other processes are
+retried by ``store.cas.swap``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from store.backend import StorageBackend, VersionedRecord
-from store.errors import StorageError, VersionConflict
+from store.cas import Write, swap
+from store.errors import StorageError
 
 Transform = Callable[[bytes], bytes]
 
 
-def backoff_s(attempt: int, base_s: float = 0.0005, cap_s: float = 0.02) -> float:
-    """Full-jitter exponential backoff before retry ``attempt`` (1, 2, ...)."""
-    return random.uniform(0, min(cap_s, base_s * 2**attempt))
+@dataclass
+class _Update:
+    transform: Transform
+    expires_at_ms: int | None
+    done: asyncio.Future[int]
 
 
 @dataclass
 class _Queue:
-    waiting: list[tuple[Transform, asyncio.Future[int]]] = field(default_factory=list)
+    waiting: list[_Update] = field(default_factory=list)
 
 
 class Updater:
@@ -43,14 +46,14 @@ class Updater:
         self, key: str, transform: Transform, *, expires_at_ms: int | None = None
     ) -> int:
         """Store ``transform(data)`` of the record at ``key`` (``NotFound`` if absent)."""
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        update = _Update(transform, expires_at_ms, asyncio.get_running_loop().create_future())
         queue = self._queues.get(key)
         if queue is not None:
-            queue.waiting.append((transform, done))
-            return await done
-        queue = self._queues[key] = _Queue([(transform, done)])
+            queue.waiting.append(update)
+            return await update.done
+        queue = self._queues[key] = _Queue([update])
         try:
-            await self._lead(key, queue, expires_at_ms)
+            await self._lead(key, queue)
         except Exception as exc:
             _fail(queue.waiting, exc)
         except BaseException:
@@ -58,47 +61,59 @@ class Updater:
             raise
         finally:
             del self._queues[key]
-        return await done
+        return await update.done
 
-    async def _lead(self, key: str, queue: _Queue, expires_at_ms: int | None) -> None:
-        """CAS the queued transforms until none is left; newcomers join the next CAS."""
-        record = await self.backend.get(key)
-        attempt = 0
+    async def _lead(self, key: str, queue: _Queue) -> None:
+        """CAS the queued updates until none is left; newcomers join a later CAS."""
+        record: VersionedRecord | None = None
         while queue.waiting:
-            data = record.data
-            applied: list[tuple[Transform, asyncio.Future[int]]] = []
-            for transform, waiter in queue.waiting:
-                try:
-                    data = transform(data)
-                    applied.append((transform, waiter))
-                except Exception as exc:  # the caller's transform: its error is its own
-                    waiter.set_exception(exc)
-            queue.waiting[:] = applied  # nothing awaited since reading queue.waiting
-            if not applied:
-                return
-            try:
-                version = await self.backend.put_if_version(
-                    key, data, record.version, expires_at_ms=expires_at_ms
-                )
-            except VersionConflict as conflict:
-                attempt += 1
-                if attempt >= self.max_attempts or conflict.actual == 0:
-                    raise
-                await asyncio.sleep(backoff_s(attempt))
-                record = (
-                    VersionedRecord(conflict.current_data, conflict.actual)
-                    if conflict.current_data is not None
-                    else await self.backend.get(key)
-                )
+            batch = _Batch.leading(queue.waiting)
+            record, version = await swap(
+                self.backend, key, batch.change, max_attempts=self.max_attempts, record=record
+            )
+            del queue.waiting[: len(batch.updates)]
+            if version is None:  # every transform of the batch failed
                 continue
-            attempt = 0
-            for _, waiter in applied:
-                waiter.set_result(version)
-            del queue.waiting[: len(applied)]
-            record = VersionedRecord(data, version)
+            for update in batch.applied:
+                update.done.set_result(version)
+            record = VersionedRecord(batch.written, version)
 
 
-def _fail(waiting: list[tuple[Transform, asyncio.Future[int]]], exc: BaseException) -> None:
-    for _, waiter in waiting:
-        if not waiter.done():
-            waiter.set_exception(exc)
+@dataclass
+class _Batch:
+    """The leading updates that ask for one expiry: one CAS stores them all."""
+
+    updates: list[_Update]
+    applied: list[_Update] = field(default_factory=list)
+    written: bytes = b""
+
+    @classmethod
+    def leading(cls, waiting: list[_Update]) -> _Batch:
+        expires = waiting[0].expires_at_ms
+        updates = []
+        for update in waiting:
+            if update.expires_at_ms != expires:
+                break
+            updates.append(update)
+        return cls(updates)
+
+    def change(self, current: VersionedRecord) -> Write | None:
+        """Every transform still standing, in order, on the record as stored now."""
+        self.applied.clear()
+        data = current.data
+        for update in self.updates:
+            if update.done.done():
+                continue  # its transform failed on an earlier attempt
+            try:
+                data = update.transform(data)
+                self.applied.append(update)
+            except Exception as exc:  # the caller's transform: its error is its own
+                update.done.set_exception(exc)
+        self.written = data
+        return Write(data, self.updates[0].expires_at_ms) if self.applied else None
+
+
+def _fail(waiting: list[_Update], exc: BaseException) -> None:
+    for update in waiting:
+        if not update.done.done():
+            update.done.set_exception(exc)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from store import InMemoryBackend, StorageBackend, VersionConflict
-from store.memory import wall_clock_ms
+from store.clock import wall_clock_ms
 from store.redis import RedisBackend
 
 

@@ -15,8 +15,8 @@ import hashlib
 import json
 import logging
 
+from store.clock import Clock, wall_clock_ms
 from store.keys import make_key, make_prefix
-from store.memory import Clock, wall_clock_ms
 from store.tasks.errors import InvalidTransition, TaskNotFound
 from store.tasks.store import TaskStore
 

@@ -1,15 +1,15 @@
 """``TaskStore``: the MCP task lifecycle on any storage backend.
 
-Every mutation is read -> validate -> compare-and-swap, retried on conflict
-up to ``StoreConfig.max_retries`` times. The owner is half of the storage key,
-so one owner cannot even name another's task: a mismatch is "not found".
+Every mutation is read -> validate -> compare-and-swap through
+``store.cas.swap``, retried on conflict up to ``StoreConfig.max_retries``
+times. The owner is half of the storage key, so one owner cannot even name
+another's task: a mismatch is "not found".
 With ``op_id`` (the worker passes its job id) a mutation that already
 happened before a worker died is recognised and not applied again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +18,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from store.backend import StorageBackend
+from store.backend import StorageBackend, VersionedRecord
+from store.cas import Write, swap
+from store.clock import Clock, wall_clock_ms
 from store.errors import (
     BackendError,
     CapacityExceeded,
@@ -29,7 +31,6 @@ from store.errors import (
     VersionConflict,
 )
 from store.keys import make_key, validate_id
-from store.memory import Clock, wall_clock_ms
 from store.tasks.config import SecurityConfig, StoreConfig
 from store.tasks.errors import (
     ConcurrentModification,
@@ -45,7 +46,6 @@ from store.tasks.errors import (
 from store.tasks.limits import check_json_value, merge_variables
 from store.tasks.record import Task, TaskRecord, ms_to_datetime
 from store.tasks.status import TaskStatus, can_transition, suggested_action
-from store.update import backoff_s
 
 ANONYMOUS_OWNER = "local"
 _TASK_IDS = uuid.UUID("6f1c1d1e-6a43-4a8c-9e0f-7a6b1f2c3d4e")
@@ -304,37 +304,39 @@ class TaskStore:
     async def _mutate(
         self, task_id: str, owner_id: str, change: Change, op_id: str | None
     ) -> TaskRecord:
+        """Read, change and compare-and-swap the task (``store.cas.swap``), retried on conflict."""
         owner = self._owner(owner_id)
         key = _key(owner, task_id)
         attempts = self.config.max_retries + 1
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(backoff_s(attempt))  # spread contenders out
-            record, version = await self._read(task_id, owner)
+        seen: list[TaskRecord] = []  # the record each attempt changed, the last one last
+
+        def write(stored: VersionedRecord) -> Write | None:
+            record = self._parsed(stored, task_id, owner)
+            seen.append(record)
             try:
                 updated = change(record, self._clock())
             except Unchanged:
-                return record
-            except TaskError:
-                if op_id is not None and await self._applied(key, task_id, op_id):
-                    return record
-                raise
+                return None
+            seen.append(updated)
+            return Write(updated.to_bytes(), record.expires_at_ms, op_id)
+
+        try:
             with _storage_errors(task_id):
-                try:
-                    written = await self.backend.put_if_version(
-                        key,
-                        updated.to_bytes(),
-                        version,
-                        expires_at_ms=record.expires_at_ms,
-                        op_id=op_id,
-                    )
-                except VersionConflict:
-                    continue
-            if written != version + 1:
-                # The op id had already written: this is a re-run of an applied op.
-                return (await self._read(task_id, owner))[0]
-            return updated
-        raise ConcurrentModification(task_id, attempts)
+                stored, version = await swap(self.backend, key, write, max_attempts=attempts)
+        except VersionConflict as conflict:
+            if conflict.actual == 0:  # deleted or expired under us
+                raise TaskNotFound(task_id) from None
+            raise ConcurrentModification(task_id, attempts) from None
+        except TaskError:
+            if op_id is not None and seen and await self._applied(key, task_id, op_id):
+                return seen[-1]  # an op applied before its worker died, run again
+            raise
+        if version is None:
+            return seen[-1]
+        if version != stored.version + 1:
+            # The op id had already written: this is a re-run of an applied op.
+            return (await self._read(task_id, owner))[0]
+        return seen[-1]
 
     async def _applied(self, key: str, task_id: str, op_id: str) -> bool:
         with _storage_errors(task_id):
@@ -344,6 +346,10 @@ class TaskStore:
         key = _key(owner, task_id)
         with _storage_errors(task_id):
             stored = await self.backend.get(key)
+        return self._parsed(stored, task_id, owner), stored.version
+
+    def _parsed(self, stored: VersionedRecord, task_id: str, owner: str) -> TaskRecord:
+        """The owner's live task in ``stored``; ``TaskNotFound`` or ``TaskExpired`` if it is not."""
         record = _parse(stored.data)
         # Raw data, or another owner's task copied here, is no task of this owner's.
         if record is None or record.owner_id != owner or record.task_id != task_id:
@@ -351,7 +357,7 @@ class TaskStore:
         expires = record.expires_at_ms
         if expires is not None and expires <= self._clock():
             raise TaskExpired(task_id)
-        return record, stored.version
+        return record
 
     def _owner(self, owner_id: object) -> str:
         if owner_id in ("", ANONYMOUS_OWNER, None):

@@ -70,3 +70,21 @@ async def test_a_conflict_carries_the_current_record(harness: Harness) -> None:
     with pytest.raises(VersionConflict) as err:
         await harness.backend.put_if_version(key, b"x", 1)
     assert err.value.current_data == b"second"
+
+
+async def test_each_queued_update_is_stored_with_its_own_expiry(harness: Harness) -> None:
+    key = make_key(unique(), "counter")
+    await harness.backend.put(key, b"0")
+    updater = Updater(harness.backend)
+    now = await harness.now_ms()
+    far, soon = now + 3_600_000, now + 500
+    # The first update leads; the other two queue behind its CAS, the last asking to expire soon.
+    await asyncio.gather(
+        updater.update(key, increment, expires_at_ms=far),
+        updater.update(key, increment, expires_at_ms=far),
+        updater.update(key, increment, expires_at_ms=soon),
+    )
+    assert (await harness.backend.get(key)).data == b"3"
+    await harness.advance(1000)
+    with pytest.raises(NotFound):
+        await harness.backend.get(key)
