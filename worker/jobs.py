@@ -30,9 +30,9 @@ from arq import Retry
 from store import BatchOp, InvalidArgument, VersionConflict
 from store.checks import check_op_id
 from worker import envelope, protocol, writes
+from worker.context import state
 from worker.errors import DeadlineExceeded
 from worker.liveness import lease
-from worker.metrics import Metrics
 from worker.operations import RETRYABLE, Call, Result, execute
 from worker.queue import reply_key
 from worker.serialization import deserialize, serialize
@@ -146,15 +146,16 @@ async def _run(
     ctx: dict[str, Any], job: str, calls: Sequence[Call | Exception]
 ) -> list[envelope.Envelope]:
     """Execute the calls; retry the job while a server failure may pass, else answer each."""
-    metrics: Metrics = ctx["metrics"]
+    worker = state(ctx)
+    metrics = worker.metrics
     started = time.perf_counter()
     async with lease(ctx):
-        results = await execute(ctx["stores"], calls)
+        results = await execute(worker.stores, calls)
     names = [call.write.name if isinstance(call, Call) else "invalid" for call in calls]
     failed = [(n, r) for n, r in zip(names, results, strict=True) if isinstance(r, RETRYABLE)]
     for name, _ in failed:
         metrics.backend_errors.labels(job=name).inc()
-    if failed and ctx["job_try"] < ctx["max_tries"]:
+    if failed and ctx["job_try"] < worker.settings.max_tries:
         log.warning("%s %s: storage failed, will retry: %s", job, ctx["job_id"], failed[0][1])
         raise Retry(defer=min(0.05 * 2 ** ctx["job_try"], 2.0)) from failed[0][1]
     outcomes = [_envelope(r) for r in results]
@@ -194,11 +195,12 @@ def _envelope(result: Result) -> envelope.Envelope:
 
 async def push_reply(ctx: dict[str, Any], outcome: envelope.Envelope) -> None:
     """LPUSH the outcome where ``TaskStoreClient`` is BLMOVE-ing, expiring with the result."""
-    key = reply_key(ctx["queue_name"], ctx["job_id"])
+    settings = state(ctx).settings
+    key = reply_key(settings.queue_name, ctx["job_id"])
     # One round trip, no MULTI: the expiry only tidies up after the reply is read.
     async with ctx["redis"].pipeline(transaction=False) as pipe:
         pipe.lpush(key, serialize(outcome))
-        pipe.pexpire(key, int(ctx["keep_result_s"] * 1000))
+        pipe.pexpire(key, int(settings.keep_result_s * 1000))
         await pipe.execute()
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from arq.constants import in_progress_key_prefix
 from redis.exceptions import RedisError
 
+from worker.context import state
 from worker.scripts import Script
 
 log = logging.getLogger("taskstore.worker")
@@ -116,7 +117,7 @@ def text(value: bytes | str) -> str:
 async def lease(ctx: dict[str, Any], *also: str) -> AsyncIterator[None]:
     """Hold the running job's claim (and ``also`` keys) as a lease, renewed while the body runs."""
     redis, claim = ctx["redis"], in_progress_key_prefix + ctx["job_id"]
-    lease_s: float = ctx["lease_s"]
+    lease_s = state(ctx).settings.lease_s
     ms = int(lease_s * 1000)
 
     async def renew() -> None:

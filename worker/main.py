@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from store.redis import mask_url
 from worker import failed, jobs, liveness, logs, maintenance, queue_stats
 from worker.connections import open_stores, queue_redis_settings
+from worker.context import STATE, WorkerState, state
 from worker.metrics import Metrics
 from worker.queue import QueuePool, queue_pool
 from worker.serialization import serialize
@@ -92,44 +93,37 @@ def worker_settings(settings: Settings) -> type:
     async def startup(ctx: dict[str, Any]) -> None:
         if not logging.getLogger().handlers:  # `taskstore worker` has configured them already
             logs.configure(settings.log_level, settings.log_format, settings.secrets())
-        ctx.update(
-            stores=await open_stores(settings),
-            metrics=metrics,
-            queue_name=settings.queue_name,
-            keep_result_s=settings.keep_result_s,
-            max_tries=settings.max_tries,
-            job_timeout_s=settings.job_timeout_s,
-            lease_s=settings.lease_s,
-            worker_id=f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}",
-        )
-        ctx["heartbeat"] = asyncio.create_task(
-            liveness.heartbeats(
-                ctx["redis"],
-                settings.queue_name,
-                ctx["worker_id"],
-                lambda: metrics.running,
-                lambda reached: metrics.worker_up.set(int(reached)),
+        worker_id = f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
+        worker = WorkerState(settings, await open_stores(settings), metrics, worker_id)
+        ctx[STATE] = worker
+        worker.background.append(
+            asyncio.create_task(
+                liveness.heartbeats(
+                    ctx["redis"],
+                    settings.queue_name,
+                    worker_id,
+                    lambda: metrics.running,
+                    lambda reached: metrics.worker_up.set(int(reached)),
+                )
             )
         )
         if settings.worker_id_file is not None:
-            _write_atomically(settings.worker_id_file, ctx["worker_id"])
+            _write_atomically(settings.worker_id_file, worker_id)
         served = ""
         if settings.metrics_port is not None:
-            server = metrics.serve(settings.metrics_port, settings.metrics_host)
-            ctx["metrics_server"] = server
-            ctx["queue_gauges"] = asyncio.create_task(
-                _queue_gauges(ctx["redis"], settings, metrics)
-            )
-            host, port = server.server_address[:2]
+            worker.metrics_server = metrics.serve(settings.metrics_port, settings.metrics_host)
+            gauges = _queue_gauges(ctx["redis"], settings, metrics)
+            worker.background.append(asyncio.create_task(gauges))
+            host, port = worker.metrics_server.server_address[:2]
             served = f"; metrics on http://{host}:{port}/metrics"
         log.info(
             "worker %s ready: queue %r on %s, store on %s%s",
-            ctx["worker_id"],
+            worker_id,
             settings.queue_name,
             mask_url(settings.queue_url),
             mask_url(settings.store_url_value),
             served,
-            extra={"worker_id": ctx["worker_id"]},
+            extra={"worker_id": worker_id},
         )
 
     async def job_started(ctx: dict[str, Any]) -> None:
@@ -139,20 +133,20 @@ def worker_settings(settings: Settings) -> type:
         metrics.running -= 1
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        if STATE not in ctx:  # start-up failed before there was any
+            return
+        worker = state(ctx)
         # Free the metrics port first: `taskstore worker` may start arq again
         # after a Redis error, and that run binds it anew.
-        if "metrics_server" in ctx:
-            ctx["metrics_server"].shutdown()
-            ctx["metrics_server"].server_close()
-        for task in ("queue_gauges", "heartbeat"):
-            if task in ctx:
-                ctx[task].cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ctx[task]
-        if "heartbeat" in ctx:
-            await liveness.forget(ctx["redis"], settings.queue_name, ctx["worker_id"])
-        if "stores" in ctx:
-            await ctx["stores"].backend.aclose()
+        if worker.metrics_server is not None:
+            worker.metrics_server.shutdown()
+            worker.metrics_server.server_close()
+        for loop in worker.background:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        await liveness.forget(ctx["redis"], settings.queue_name, worker.worker_id)
+        await worker.stores.backend.aclose()
 
     return type(
         "WorkerSettings",

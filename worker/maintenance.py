@@ -15,36 +15,31 @@ import time
 from typing import Any
 
 from store.errors import StorageError
-from store.redis import RedisBackend
 from store.tasks import TaskError
 from store.tasks.leases import RunnerLeases
+from worker.context import state
 from worker.liveness import lease
-from worker.metrics import Metrics
+from worker.scripts import Script
 
 log = logging.getLogger("taskstore.maintenance")
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+_RELEASE = Script("release_lock")
 
 
 def _lock_key(ctx: dict[str, Any], name: str) -> str:
-    return f"{ctx['queue_name']}:lock:{name}"
+    return f"{state(ctx).settings.queue_name}:lock:{name}"
 
 
 async def _locked(ctx: dict[str, Any], name: str) -> str | None:
     """Take the run's lock, a lease like the job's own claim; its token, or None if held."""
     token = secrets.token_hex(8)
-    ttl_ms = int(ctx["lease_s"] * 1000)
+    ttl_ms = int(state(ctx).settings.lease_s * 1000)
     acquired = await ctx["redis"].set(_lock_key(ctx, name), token, nx=True, px=ttl_ms)
     return token if acquired else None
 
 
 async def _release(ctx: dict[str, Any], name: str, token: str) -> None:
-    await ctx["redis"].eval(_RELEASE, 1, _lock_key(ctx, name), token)
+    await _RELEASE(ctx["redis"], [_lock_key(ctx, name)], [token])
 
 
 async def sweep_expired(ctx: dict[str, Any]) -> int:
@@ -63,16 +58,15 @@ async def fail_abandoned_tasks(ctx: dict[str, Any]) -> int:
 
 
 async def _abandoned(ctx: dict[str, Any]) -> int:
-    return await RunnerLeases(ctx["stores"].tasks).fail_abandoned()
+    return await RunnerLeases(state(ctx).stores.tasks).fail_abandoned()
 
 
 async def _sweep(ctx: dict[str, Any]) -> int:
-    return int(await ctx["stores"].backend.cleanup_expired())
+    return int(await state(ctx).stores.backend.cleanup_expired())
 
 
 async def _reap(ctx: dict[str, Any]) -> int:
-    backend = ctx["stores"].backend
-    return await backend.reap_orphans() if isinstance(backend, RedisBackend) else 0
+    return await state(ctx).stores.backend.reap_orphans()
 
 
 async def _maintain(ctx: dict[str, Any], name: str, run: Any) -> int:
@@ -80,7 +74,7 @@ async def _maintain(ctx: dict[str, Any], name: str, run: Any) -> int:
     if token is None:
         log.info("%s skipped: another run holds the lock", name)
         return 0
-    metrics: Metrics = ctx["metrics"]
+    metrics = state(ctx).metrics
     started = time.perf_counter()
     try:
         async with lease(ctx, _lock_key(ctx, name)):

@@ -12,6 +12,7 @@ from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
 from worker.client import TaskStoreClient
+from worker.context import state
 
 
 async def test_a_job_failing_every_try_stops_after_max_tries(
@@ -34,7 +35,7 @@ async def test_a_job_failing_every_try_stops_after_max_tries(
                 pytest.raises(BackendError),
             ):
                 await client.put(make_key(unique(), "t"), b"x")
-            metrics = worker.ctx["metrics"]
+            metrics = state(worker.ctx).metrics
             assert metrics.value("taskstore_backend_errors_total", job="put") == 3
             assert metrics.value("taskstore_jobs_total", job="put", outcome="BackendError") == 1
             retries = [r for r in caplog.records if "will retry" in r.getMessage()]

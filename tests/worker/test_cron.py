@@ -15,6 +15,7 @@ from store.redis import RedisBackend
 from tests.harness import unique
 from tests.worker.conftest import drop_test_keys, running_worker
 from worker.client import TaskStoreClient
+from worker.context import state
 from worker.settings import Settings
 
 
@@ -55,7 +56,7 @@ async def test_expired_records_are_swept_within_an_interval(settings: Settings) 
         for i in range(10):
             await client.put(make_key(owner, f"dies{i}"), b"x", expires_at_ms=soon)
         await client.put(make_key(owner, "lives"), b"x")
-        metrics = worker.ctx["metrics"]
+        metrics = state(worker.ctx).metrics
         await _until(
             redis,
             backend.keys.owner(owner).index,
@@ -76,7 +77,7 @@ async def test_planted_orphans_are_reaped_within_an_interval(settings: Settings)
             await client.put(make_key(owner, name), b"x")
         await redis.delete(keys.record("orphan"))
         await redis.zrem(keys.index, "lost")
-        metrics = worker.ctx["metrics"]
+        metrics = state(worker.ctx).metrics
         await _until(
             redis,
             keys.index,

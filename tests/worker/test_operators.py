@@ -33,6 +33,7 @@ from tests.worker.conftest import (
     wait_for_worker,
 )
 from worker.client import TaskStoreClient
+from worker.context import state
 from worker.queue import enqueue, job_payload
 from worker.serialization import serialize
 from worker.settings import Settings
@@ -273,7 +274,7 @@ async def test_metrics_serve_the_gauges_and_the_address_is_logged(
     settings = settings.model_copy(update={"metrics_port": 0})
     with caplog.at_level(logging.INFO, logger="taskstore.worker"):
         async with running_worker(settings) as worker, TaskStoreClient.connect(settings) as client:
-            port = worker.ctx["metrics_server"].server_address[1]
+            port = state(worker.ctx).metrics_server.server_address[1]
             assert f"metrics on http://127.0.0.1:{port}/metrics" in caplog.text
             await client.put(make_key(unique(), "t"), b"x")
             await client.pool.zadd(settings.queue_name, {"later": 2**50})

@@ -26,6 +26,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 from mcp_types.jsonrpc import METHOD_NOT_FOUND
 
+from worker.context import state
 from worker.mcp_tasks.running import TaskRun
 
 JOB = "run_tool"
@@ -67,7 +68,7 @@ async def run_tool(
     ctx: dict[str, Any], task_id: str, owner_id: str, tool: str, arguments: dict[str, Any]
 ) -> None:
     """The worker's job: run the durable tool ``tool`` for the task and store its outcome."""
-    tasks = ctx["stores"].tasks
+    tasks = state(ctx).stores.tasks
     record = await tasks.get(task_id, owner_id)
     # No runner lease: if this worker dies, arq runs the job again on another.
     run = TaskRun(tasks, None, task_id, owner_id, (record.task.poll_interval or 500) / 1000)
