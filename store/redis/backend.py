@@ -146,7 +146,14 @@ class RedisBackend(checks.CheckedWrites):
         owner_id, task_id = parse_key(key)
         op = checks.check_op_id(op_id)
         keys = self.keys.owner(owner_id)
-        call = (keys.record(task_id), keys.index), (task_id, op or "", self._op_ttl_ms)
+        call = (
+            (keys.record(task_id), keys.index, keys.expiry, keys.op(op)),
+            (
+                task_id,
+                op or "",
+                self._op_ttl_ms,
+            ),
+        )
         with _backend_errors(key):
             existed = await self._run(self._delete, call, key)
         return bool(existed)
@@ -347,7 +354,7 @@ class RedisBackend(checks.CheckedWrites):
             f"{_arg(w.expected_version)},{_arg(w.expires_at_ms)},{_arg(w.created_at_ms)},"
             f"{_arg(w.capacity)},{self._op_ttl_ms}"
         )
-        return (keys.record(w.task_id), keys.index), (
+        return (keys.record(w.task_id), keys.index, keys.expiry, keys.op(w.op_id)), (
             w.task_id,
             w.data,
             w.op_id or "",

@@ -1,11 +1,10 @@
 -- delete: the record and every index entry of it.
--- KEYS: record, index
+-- KEYS: record, index, expiry, op
 -- ARGV: task_id, op_id, op_ttl_ms
--- The owner's expiry set and op key are derived from the index key, as in write.lua.
+-- Every key it touches is declared, as in write.lua; the op key only counts with an op id.
 -- Reply: 1 if a live record was removed, else 0 (the first outcome for a seen op id).
 
-local tag = string.sub(KEYS[2], 1, -4)
-local expiry_key, op_key = tag .. 'exp', tag .. 'op:' .. ARGV[2]
+local expiry_key, op_key = KEYS[3], KEYS[4]
 
 if ARGV[2] ~= '' then
   local seen = redis.call('GET', op_key)

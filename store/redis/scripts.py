@@ -47,9 +47,13 @@ def load(name: str, *, keys: tuple[str, ...], argv: tuple[str, ...]) -> ScriptSo
     return ScriptSource(name, keys, argv, _read("_lib.lua") + "\n" + body)
 
 
-WRITE = load("write", keys=("record", "index"), argv=("task_id", "data", "op_id", "options"))
+WRITE = load(
+    "write", keys=("record", "index", "expiry", "op"), argv=("task_id", "data", "op_id", "options")
+)
 GET = load("get", keys=("record",), argv=())
-DELETE = load("delete", keys=("record", "index"), argv=("task_id", "op_id", "op_ttl_ms"))
+DELETE = load(
+    "delete", keys=("record", "index", "expiry", "op"), argv=("task_id", "op_id", "op_ttl_ms")
+)
 LIST = load(
     "list",
     keys=("index", "expiry"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from store import (
     InvalidKey,
     NotFound,
     RecordTooLarge,
+    VersionConflict,
     VersionedRecord,
     make_key,
     make_prefix,
@@ -179,6 +181,50 @@ def test_every_script_touches_one_slot(owner: str, task: str) -> None:
     slots = {key_slot(k.encode()) for k in _all_script_keys(KeySchema("ts"), owner, task)}
     assert len(slots) == 1
     assert slots == {key_slot(owner.encode())}
+
+
+async def test_write_and_delete_touch_only_the_keys_they_declare(
+    private_redis: RedisProcess,
+) -> None:
+    """Every key a script's commands name is among its KEYS (Redis Cluster requires it)."""
+    ready, seen = threading.Event(), list[tuple[str, list[str]]]()
+
+    def monitor() -> None:
+        with private_redis.client().monitor() as m:  # type: ignore[no-untyped-call]
+            ready.set()
+            for command in m.listen():
+                if command["command"].startswith("ECHO"):
+                    return
+                seen.append((command["client_type"], command["command"].split()))
+
+    watching = threading.Thread(target=monitor)
+    watching.start()
+    assert await asyncio.to_thread(ready.wait, 10)
+    async with await RedisBackend.from_url(private_redis.url) as backend:
+        key, keys = make_key("o", "t"), backend.keys.owner("o")
+        later = await server_ms_of(backend) + 60_000
+        await backend.put(key, b"a", expires_at_ms=later, op_id="op-1")
+        await backend.put(key, b"a", expires_at_ms=later, op_id="op-1")  # replayed
+        with pytest.raises(VersionConflict):
+            await backend.put_if_version(key, b"b", 5, op_id="op-2")
+        await backend.put_if_version(key, b"b", 1, op_id="op-3")  # no expiry any more
+        await backend.delete(key, op_id="op-4")
+        await backend._redis.echo("done")
+    await asyncio.to_thread(watching.join, 10)
+    declared = {  # the KEYS of every EVALSHA the backend sent
+        key
+        for client, args in seen
+        if client != "lua" and args[0].upper() == "EVALSHA"
+        for key in args[3 : 3 + int(args[2])]
+    }
+    touched = {args[1] for client, args in seen if client == "lua" and args[0].upper() != "TIME"}
+    assert {keys.record("t"), keys.index, keys.expiry, keys.op("op-1")} <= touched
+    assert touched <= declared, touched - declared
+
+
+async def server_ms_of(backend: RedisBackend) -> int:
+    seconds, micros = await backend._redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 async def test_scripts_reload_after_the_server_forgets_them(private_redis: RedisProcess) -> None:
