@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
-from collections.abc import Iterator
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from tests.harness import unique
 from tests.mcp.poller import MODERN, Poller, get_task, start_task, text, until
 from tests.servers import free_ports
 from tests.worker.conftest import running_worker
-from worker.settings import load_settings
+from worker.settings import Settings, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mcp_server.py"
 
@@ -74,7 +77,9 @@ async def test_two_stdio_servers_on_one_redis_answer_each_others_tasks(
         assert failed.is_error
 
 
-async def test_streamable_http_end_to_end(env: dict[str, str]) -> None:
+@asynccontextmanager
+async def http_server(env: dict[str, str]) -> AsyncIterator[tuple[Process, str]]:
+    """The example over streamable HTTP, its process and its URL; killed on exit."""
     [port] = free_ports(1)
     server = await asyncio.create_subprocess_exec(
         sys.executable, str(EXAMPLE), "--http", str(port),
@@ -84,11 +89,10 @@ async def test_streamable_http_end_to_end(env: dict[str, str]) -> None:
     )  # fmt: skip
     try:
         await until(lambda: _listening(port), timeout_s=20)
-        async with Client(f"http://127.0.0.1:{port}/mcp", mode=MODERN, extensions=[Poller()]) as c:
-            result = await c.call_tool("sleep_then_echo", {"text": "over http", "seconds": 0.1})
-        assert text(result) == "over http"
+        yield server, f"http://127.0.0.1:{port}/mcp"
     finally:
-        server.terminate()
+        with contextlib.suppress(ProcessLookupError):  # a test may have killed it already
+            server.kill()
         await asyncio.wait_for(server.wait(), 10)
 
 
@@ -97,30 +101,34 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def test_a_task_whose_server_died_is_failed_by_the_worker(env: dict[str, str]) -> None:
-    [port] = free_ports(1)
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLE), "--http", str(port),
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        await until(lambda: _listening(port), timeout_s=20)
-        async with Client(
-            f"http://127.0.0.1:{port}/mcp", mode=MODERN, extensions=[Poller(wait=False)]
-        ) as c:
-            task_id = await start_task(c, "sleep_then_echo", {"text": "never", "seconds": 600})
-    finally:
-        server.kill()
-        await server.wait()
-    settings = load_settings(
+def worker_settings_of(env: dict[str, str], **overrides: Any) -> Settings:
+    """The settings of a worker beside the example: the same Redis, prefix and queue."""
+    return load_settings(
         redis_url=env["TASKSTORE_REDIS_URL"],
         key_prefix=env["TASKSTORE_KEY_PREFIX"],
         queue_name=env["TASKSTORE_QUEUE_NAME"],
-        sweep_interval_s=1,
+        **overrides,
     )
-    async with running_worker(settings), stdio(env, Poller()) as reader:
+
+
+async def test_streamable_http_end_to_end(env: dict[str, str]) -> None:
+    async with (
+        http_server(env) as (_, url),
+        Client(url, mode=MODERN, extensions=[Poller()]) as c,
+    ):
+        result = await c.call_tool("sleep_then_echo", {"text": "over http", "seconds": 0.1})
+    assert text(result) == "over http"
+
+
+async def test_a_task_whose_server_died_is_failed_by_the_worker(env: dict[str, str]) -> None:
+    async with http_server(env) as (server, url):
+        async with Client(url, mode=MODERN, extensions=[Poller(wait=False)]) as c:
+            task_id = await start_task(c, "sleep_then_echo", {"text": "never", "seconds": 600})
+        server.kill()  # mid-task, with the tool running in it
+    async with (
+        running_worker(worker_settings_of(env, sweep_interval_s=1)),
+        stdio(env, Poller()) as reader,
+    ):
 
         async def failed() -> bool:
             return bool((await get_task(reader.session, task_id))["status"] == "failed")
@@ -132,30 +140,12 @@ async def test_a_task_whose_server_died_is_failed_by_the_worker(env: dict[str, s
 
 
 async def test_a_durable_task_outlives_its_server_process(env: dict[str, str]) -> None:
-    settings = load_settings(
-        redis_url=env["TASKSTORE_REDIS_URL"],
-        key_prefix=env["TASKSTORE_KEY_PREFIX"],
-        queue_name=env["TASKSTORE_QUEUE_NAME"],
-        mcp_tool_modules=str(EXAMPLE),
-    )
-    [port] = free_ports(1)
-    async with running_worker(settings):
-        server = await asyncio.create_subprocess_exec(
-            sys.executable, str(EXAMPLE), "--http", str(port),
-            env={**os.environ, **env},
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            await until(lambda: _listening(port), timeout_s=20)
-            async with Client(
-                f"http://127.0.0.1:{port}/mcp", mode=MODERN, extensions=[Poller(wait=False)]
-            ) as c:
+    async with running_worker(worker_settings_of(env, mcp_tool_modules=str(EXAMPLE))):
+        async with http_server(env) as (server, url):
+            async with Client(url, mode=MODERN, extensions=[Poller(wait=False)]) as c:
                 arguments = {"text": "survived", "seconds": 1.0}
                 task_id = await start_task(c, "durable_sleep_then_echo", arguments)
-        finally:
             server.kill()  # mid-task: the worker runs it, not this process
-            await server.wait()
         async with stdio(env, Poller()) as reader:
 
             async def completed() -> bool:
