@@ -98,10 +98,15 @@ def parse_workers(replies: list[Any], now_ms: int) -> dict[str, WorkerState]:
     }
 
 
+async def server_ms(redis: Any) -> int:
+    """The queue server's clock, which heartbeats are stamped with."""
+    seconds, micros = await redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 async def live_workers(redis: Any, queue_name: str) -> dict[str, WorkerState]:
     """Live workers: the age of their last heartbeat and the jobs they run."""
-    now_s, micros = await redis.time()
-    now_ms = int(now_s) * 1000 + int(micros) // 1000
+    now_ms = await server_ms(redis)
     async with redis.pipeline(transaction=False) as pipe:
         read_workers(pipe, queue_name, now_ms)
         replies = await pipe.execute()

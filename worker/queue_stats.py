@@ -32,8 +32,7 @@ class QueueStats:
 
 
 async def observe(redis: Any, queue_name: str) -> QueueStats:
-    now_s, micros = await redis.time()
-    now_ms = int(now_s) * 1000 + int(micros) // 1000
+    now_ms = await liveness.server_ms(redis)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zcard(queue_name)
         pipe.zrangebyscore(queue_name, "-inf", now_ms, start=0, num=LOOK_AHEAD, withscores=True)

@@ -202,7 +202,7 @@ async def test_write_and_delete_touch_only_the_keys_they_declare(
     assert await asyncio.to_thread(ready.wait, 10)
     async with await RedisBackend.from_url(private_redis.url) as backend:
         key, keys = make_key("o", "t"), backend.keys.owner("o")
-        later = await server_ms_of(backend) + 60_000
+        later = await server_ms(backend) + 60_000
         await backend.put(key, b"a", expires_at_ms=later, op_id="op-1")
         await backend.put(key, b"a", expires_at_ms=later, op_id="op-1")  # replayed
         with pytest.raises(VersionConflict):
@@ -220,11 +220,6 @@ async def test_write_and_delete_touch_only_the_keys_they_declare(
     touched = {args[1] for client, args in seen if client == "lua" and args[0].upper() != "TIME"}
     assert {keys.record("t"), keys.index, keys.expiry, keys.op("op-1")} <= touched
     assert touched <= declared, touched - declared
-
-
-async def server_ms_of(backend: RedisBackend) -> int:
-    seconds, micros = await backend._redis.time()
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 async def test_scripts_reload_after_the_server_forgets_them(private_redis: RedisProcess) -> None:
