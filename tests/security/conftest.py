@@ -31,5 +31,13 @@ async def keyspace(redis: Redis, prefix: str) -> dict[bytes, bytes | None]:
     in between, which is no change made by the call.
     """
     keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
-    kept = [k for k in keys if not 0 <= await redis.pttl(k) < 60_000]
-    return {k: await redis.dump(k) for k in kept}
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.pttl(key)
+            pipe.dump(key)
+        replies = await pipe.execute()
+    return {
+        key: dump
+        for key, ttl, dump in zip(keys, replies[0::2], replies[1::2], strict=True)
+        if not 0 <= ttl < 60_000
+    }

@@ -7,7 +7,7 @@ import json
 import pickle
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +17,7 @@ from store import make_key
 from tests.harness import unique
 from tests.security.conftest import keyspace
 from worker.client import TaskStoreClient
+from worker.queue import wake_key
 from worker.serialization import deserialize
 from worker.settings import Settings
 
@@ -54,6 +55,8 @@ async def _push_and_wait(redis: Redis, queue: str, payload: bytes) -> dict[str, 
     job_id = uuid.uuid4().hex
     await redis.set(f"arq:job:{job_id}", payload, px=60_000)
     await redis.zadd(queue, {job_id: int(time.time() * 1000)})
+    # As the enqueue script does, so the idle worker looks at once.
+    await cast(Any, redis).lpush(wake_key(queue), "1")
     for _ in range(200):
         result = await redis.get(f"arq:result:{job_id}")
         if result is not None:
