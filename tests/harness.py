@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from store import InMemoryBackend, StorageBackend, VersionConflict
+from store import InMemoryBackend, StorageBackend, VersionConflict, clock
 from store.clock import wall_clock_ms
 from store.redis import RedisBackend
 
@@ -80,8 +80,7 @@ def nested(depth: int) -> object:
 
 
 async def server_ms(backend: RedisBackend) -> int:
-    seconds, micros = await backend.client.time()
-    return int(seconds) * 1000 + int(micros) // 1000
+    return await clock.server_ms(backend.client)
 
 
 @asynccontextmanager

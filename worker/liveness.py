@@ -24,16 +24,15 @@ from typing import Any
 from arq.constants import in_progress_key_prefix
 from redis.exceptions import RedisError
 
+from store.clock import server_ms
 from worker.context import state
-from worker.scripts import Script
+from worker.scripts import HEARTBEAT, HeartbeatArgs, HeartbeatKeys
 
 log = logging.getLogger("taskstore.worker")
 
 HEARTBEAT_S = 2.0
 ALIVE_S = 3 * HEARTBEAT_S
 _FORGET_S = 3600
-
-_HEARTBEAT = Script("heartbeat")
 
 
 def workers_key(queue_name: str) -> str:
@@ -63,10 +62,10 @@ async def heartbeats(
 
     ``reached`` hears whether each heartbeat got to Redis (the worker-up gauge).
     """
-    keys = [workers_key(queue_name), running_key(queue_name)]
+    keys = HeartbeatKeys(workers_key(queue_name), running_key(queue_name))
     while True:
         try:
-            await _HEARTBEAT(redis, keys, [worker_id, _FORGET_S * 1000, running()])
+            await HEARTBEAT.run(redis, keys, HeartbeatArgs(worker_id, _FORGET_S * 1000, running()))
             reached(True)
         except RedisError:
             reached(False)
@@ -96,12 +95,6 @@ def parse_workers(replies: list[Any], now_ms: int) -> dict[str, WorkerState]:
         text(w): WorkerState(round((now_ms - score) / 1000, 3), jobs.get(text(w), 0))
         for w, score in seen
     }
-
-
-async def server_ms(redis: Any) -> int:
-    """The queue server's clock, which heartbeats are stamped with."""
-    seconds, micros = await redis.time()
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 async def live_workers(redis: Any, queue_name: str) -> dict[str, WorkerState]:

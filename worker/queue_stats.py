@@ -14,6 +14,7 @@ from typing import Any
 
 from arq.constants import in_progress_key_prefix
 
+from store.clock import server_ms
 from worker import liveness, tally
 
 LOOK_AHEAD = 100
@@ -32,7 +33,7 @@ class QueueStats:
 
 
 async def observe(redis: Any, queue_name: str) -> QueueStats:
-    now_ms = await liveness.server_ms(redis)
+    now_ms = await server_ms(redis)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zcard(queue_name)
         pipe.zrangebyscore(queue_name, "-inf", now_ms, start=0, num=LOOK_AHEAD, withscores=True)
