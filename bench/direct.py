@@ -84,7 +84,7 @@ async def physical_limit(bench: Bench, best_python: float) -> list[Result]:
     if binary is None:
         return []
     client = Redis.from_url(bench.url)
-    sha = await client.script_load(scripts.WRITE.text)
+    sha = await client.script_load(scripts.WRITE.source)
     await client.aclose()
     record = "bench:{o}:t:__rand_int__"
     command = [
@@ -108,11 +108,7 @@ async def physical_limit(bench: Bench, best_python: float) -> list[Result]:
         "__rand_int__",
         "x" * 1024,
         "",
-        "",
-        "",
-        "",
-        "",
-        "86400000",
+        ",,,,86400000",
     ]
     output = await asyncio.to_thread(
         subprocess.run, command, capture_output=True, text=True, timeout=300, check=False

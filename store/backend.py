@@ -124,8 +124,15 @@ class StorageBackend(Protocol):
         """Remove expired records and their index entries; return how many."""
         ...
 
-    async def reap_orphans(self) -> int:
-        """Repair index entries that disagree with the records; return how many."""
+    async def reap_orphans(
+        self, *, full_pass: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Repair index entries that disagree with the records; return how many.
+
+        One bounded step by default, resuming where the last left off, so a
+        periodic job stays short; ``full_pass`` goes on until every key has
+        been looked at, calling ``progress(keys_checked, repaired)`` as it goes.
+        """
         ...
 
     async def stats(self, progress: Callable[[int, int], None] | None = None) -> StoreStats:

@@ -148,8 +148,12 @@ class InMemoryBackend(checks.CheckedWrites):
             return None
         return None if isinstance(seen[0], bool) else seen[0]
 
-    async def reap_orphans(self) -> int:
+    async def reap_orphans(
+        self, *, full_pass: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> int:
         """Records and their ordering live in one dict here, so nothing can dangle."""
+        if progress is not None:
+            progress(0, 0)
         return 0
 
     async def _apply_write(self, w: checks.WriteRequest) -> int:

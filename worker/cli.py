@@ -20,7 +20,7 @@ from arq.worker import run_worker
 from redis.exceptions import RedisError
 
 from store import BackendError, StorageError
-from store.redis import EmbeddedRedis, RedisBackend, mask_url
+from store.redis import EmbeddedRedis, mask_url
 from store.redis.connect import is_embedded
 from store.tasks import TaskError
 from worker import envelope, failed, logs, queue_stats
@@ -28,7 +28,8 @@ from worker.connections import check_queue, open_stores, queue_redis_settings
 from worker.errors import FailedJobNotKept, JobAlreadyQueued
 from worker.liveness import live_workers
 from worker.main import worker_settings
-from worker.queue import ENQUEUE, wait_reply
+from worker.queue import wait_reply
+from worker.scripts import ENQUEUE
 from worker.settings import Settings, SettingsError, load_settings
 from worker.writes import Stores
 
@@ -167,19 +168,16 @@ def _sweep(settings: Settings, args: argparse.Namespace) -> int:
 
 def _reap(settings: Settings, args: argparse.Namespace) -> int:
     async def reap(stores: Stores) -> int:
-        backend = stores.backend
-        if not isinstance(backend, RedisBackend):
-            print("repaired 0 entries (nothing to reap in this backend)")
-            return EXIT_OK
-        repaired = seen = 0
-        while True:
-            step = await backend.reap_step()
-            repaired, seen = repaired + step.repaired, seen + step.keys_seen
+        checked = 0
+
+        def report(seen: int, repaired: int) -> None:
+            nonlocal checked
+            checked = seen
             _progress(f"reaping: {seen} keys checked, {repaired} entries repaired")
-            if step.pass_complete:
-                break
+
+        repaired = await stores.backend.reap_orphans(full_pass=True, progress=report)
         _progress("")
-        print(f"repaired {repaired} entries after checking {seen} keys")
+        print(f"repaired {repaired} entries after checking {checked} keys")
         return EXIT_OK
 
     return _with_stores(settings, reap)

@@ -1,10 +1,11 @@
--- Keep one failed job, and only the last ARGV[4] of them.
--- KEYS[1] failed jobs (sorted set: job id by failure time, ms)
--- KEYS[2] their records (hash: job id -> JSON without arguments)
--- KEYS[3] what a retry re-enqueues (hash: job id -> JSON of function and arguments)
--- ARGV[1] job id, ARGV[2] record, ARGV[3] failure time (ms), ARGV[4] how many to keep,
--- ARGV[5] function and arguments, '' when the job cannot be retried
--- Reply: how many older failed jobs were let go.
+-- Keep one failed job, and only the last `keep` of them.
+-- KEYS: failed, records, jobs
+-- ARGV: job_id, record, failed_ms, keep, job
+-- REPLY: let_go
+-- failed: job ids by failure time (sorted set); records: job id -> JSON without
+-- arguments (hash); jobs: job id -> JSON of function and arguments, what a retry
+-- re-enqueues (hash). job is '' when the job cannot be retried. let_go: how
+-- many older failed jobs were let go.
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 if ARGV[5] ~= '' then

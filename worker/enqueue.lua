@@ -1,10 +1,11 @@
 -- Enqueue one job: the one way every producer, in any language, puts a job on
 -- the queue (PROTOCOL.md). Load it with SCRIPT LOAD and call it with EVALSHA.
--- KEYS[1] arq:job:<id>, KEYS[2] arq:result:<id>, KEYS[3] the queue (sorted set),
--- KEYS[4] <queue>:wake, KEYS[5] <queue>:reply:<id>
--- ARGV[1] job id, ARGV[2] the job (JSON object)
--- Reply: {1, job id} queued; {0, job id} that id is already queued, running or
--- answered, and nothing changed: wait on its reply key.
+-- KEYS: job, result, queue, wake, reply
+-- ARGV: job_id, job
+-- REPLY: added, job_id
+-- Keys: arq:job:<id>, arq:result:<id>, the queue (sorted set), <queue>:wake,
+-- <queue>:reply:<id>; the job is a JSON object. added = 1: queued; 0: that id
+-- is already queued, running or answered, and nothing changed: wait on its reply key.
 -- Errors (nothing written): keys that are not the job id's, an id that is not
 -- 1-200 characters of [A-Za-z0-9_.:-], or a job that is not an object with "f"
 -- (string), "a" (array), "k" (object), "et" (number) and "v" ("<major>.<minor>").

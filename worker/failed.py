@@ -26,10 +26,9 @@ from worker import tally
 from worker.errors import FailedJobNotKept, JobAlreadyQueued
 from worker.jobs import REFUSE
 from worker.queue import FinishHook, enqueue, job_payload, reply_key
-from worker.scripts import Script
+from worker.scripts import DEAD_LETTER, DeadLetterArgs, DeadLetterKeys
 from worker.serialization import SUCCEEDED, deserialize, serialize
 
-_DEAD_LETTER = Script("dead_letter")
 _MESSAGE_CHARS = 300
 
 
@@ -94,18 +93,11 @@ def record(pipe: Any, queue_name: str, job_id: str, result: dict[str, Any], keep
     }
     job = {"f": function, "a": result.get("a"), "k": result.get("k")} if retryable else None
     # EVAL, not EVALSHA: inside arq's MULTI a NOSCRIPT could not be answered by a retry.
-    pipe.eval(
-        _DEAD_LETTER.source,
-        3,
-        failed_key(queue_name),
-        _records_key(queue_name),
-        _jobs_key(queue_name),
-        job_id,
-        json.dumps(entry),
-        failed_ms,
-        keep,
-        serialize(job) if job is not None else b"",
+    keys = DeadLetterKeys(failed_key(queue_name), _records_key(queue_name), _jobs_key(queue_name))
+    args = DeadLetterArgs(
+        job_id, json.dumps(entry), failed_ms, keep, serialize(job) if job is not None else b""
     )
+    pipe.eval(DEAD_LETTER.source, *DEAD_LETTER.arguments(keys, args))
 
 
 def _iso(ms: int) -> str:

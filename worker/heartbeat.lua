@@ -1,9 +1,10 @@
 -- A worker's heartbeat, by the server's clock.
--- KEYS[1] the queue's workers (sorted set: worker id by last heartbeat, ms)
--- KEYS[2] the workers' running jobs (hash: worker id -> jobs it runs now)
--- ARGV[1] worker id, ARGV[2] how long (ms) a silent worker stays listed,
--- ARGV[3] the jobs this worker runs now
--- Reply: the server's time in ms.
+-- KEYS: workers, running
+-- ARGV: worker_id, forget_ms, jobs
+-- REPLY: now_ms
+-- workers: the queue's workers by last heartbeat, ms (sorted set); running:
+-- worker id -> jobs it runs now (hash). forget_ms: how long a silent worker
+-- stays listed; jobs: the jobs this worker runs now; now_ms: the server's time.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])

@@ -19,11 +19,9 @@ from store.tasks import TaskError
 from store.tasks.leases import RunnerLeases
 from worker.context import state
 from worker.liveness import lease
-from worker.scripts import Script
+from worker.scripts import RELEASE_LOCK, LockArgs, LockKeys
 
 log = logging.getLogger("taskstore.maintenance")
-
-_RELEASE = Script("release_lock")
 
 
 def _lock_key(ctx: dict[str, Any], name: str) -> str:
@@ -39,7 +37,7 @@ async def _locked(ctx: dict[str, Any], name: str) -> str | None:
 
 
 async def _release(ctx: dict[str, Any], name: str, token: str) -> None:
-    await _RELEASE(ctx["redis"], [_lock_key(ctx, name)], [token])
+    await RELEASE_LOCK.run(ctx["redis"], LockKeys(_lock_key(ctx, name)), LockArgs(token))
 
 
 async def sweep_expired(ctx: dict[str, Any]) -> int:

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError, ResponseError, WatchError
 from store import BackendError, InvalidArgument
 from worker import protocol
 from worker.liveness import ALIVE_S, workers_key
-from worker.scripts import Script
+from worker.scripts import ENQUEUE, SETTLE, EnqueueArgs, EnqueueKeys, SettleArgs, SettleKeys
 from worker.serialization import deserialize
 
 IDLE_WAIT_S = 1.0
@@ -38,9 +38,6 @@ IDLE_WAIT_S = 1.0
 FinishHook = Callable[[Pipeline, str, bytes | None], None]
 """Called with arq's MULTI that finishes job ``job_id``, to add commands to it: with
 arq's result as stored, or None when the job is deferred for a retry."""
-
-ENQUEUE = Script("enqueue")
-SETTLE = Script("settle")
 
 
 def reply_key(queue_name: str, job_id: str) -> str:
@@ -58,9 +55,9 @@ def job_payload(function: str, args: bytes, kwargs: bytes) -> bytes:
     return b"".join((head[:-1].encode(), b',"a":', args, b',"k":', kwargs, b"}"))
 
 
-def enqueue_keys(queue_name: str, job_id: str) -> tuple[str, ...]:
+def enqueue_keys(queue_name: str, job_id: str) -> EnqueueKeys:
     """The KEYS of ``enqueue.lua`` for one job."""
-    return (
+    return EnqueueKeys(
         job_key_prefix + job_id,
         result_key_prefix + job_id,
         queue_name,
@@ -72,14 +69,16 @@ def enqueue_keys(queue_name: str, job_id: str) -> tuple[str, ...]:
 async def enqueue(pool: ArqRedis, queue_name: str, job_id: str, payload: bytes) -> bool:
     """Put one job on the queue; False if that id was already queued, running or answered."""
     try:
-        added, _ = await ENQUEUE(pool, enqueue_keys(queue_name, job_id), (job_id, payload))
+        enqueued = await ENQUEUE.run(
+            pool, enqueue_keys(queue_name, job_id), EnqueueArgs(job_id, payload)
+        )
     except ResponseError as exc:
         if "taskstore:" not in str(exc):
             raise BackendError(None, f"enqueueing job {job_id}: {exc}") from exc
         raise InvalidArgument(str(exc).partition("taskstore: ")[2]) from None
     except RedisError as exc:
         raise BackendError(None, f"enqueueing job {job_id}: {exc}") from exc
-    return bool(added)
+    return bool(enqueued.added)
 
 
 async def wait_reply(pool: ArqRedis, queue_name: str, job_id: str, timeout_s: float) -> Any:
@@ -99,7 +98,7 @@ async def wait_reply(pool: ArqRedis, queue_name: str, job_id: str, timeout_s: fl
 
 async def settle(pool: ArqRedis, queue_name: str, job_id: str) -> str:
     """After a caller's deadline: withdraw the job if it never started (see ``settle.lua``)."""
-    keys = (
+    keys = SettleKeys(
         job_key_prefix + job_id,
         in_progress_key_prefix + job_id,
         retry_key_prefix + job_id,
@@ -109,10 +108,10 @@ async def settle(pool: ArqRedis, queue_name: str, job_id: str) -> str:
         workers_key(queue_name),
     )
     try:
-        state = await SETTLE(pool, keys, (job_id, int(ALIVE_S * 1000)))
+        state = await SETTLE.run(pool, keys, SettleArgs(job_id, int(ALIVE_S * 1000)))
     except RedisError as exc:
         raise BackendError(None, f"settling job {job_id}: {exc}") from exc
-    return state.decode() if isinstance(state, bytes) else str(state)
+    return state.decode()
 
 
 class QueuePool(ArqRedis):

@@ -1,6 +1,9 @@
 -- Release a maintenance run's lock if this run still holds it.
--- KEYS[1] the lock, ARGV[1] the token the run took it with
--- Reply: 1 released, 0 held by another run (or expired) and left alone.
+-- KEYS: lock
+-- ARGV: token
+-- REPLY: released
+-- token: what the run took the lock with. released = 1, or 0 when another run
+-- holds it (or it expired) and it was left alone.
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end

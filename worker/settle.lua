@@ -1,8 +1,10 @@
 -- Settle a job whose caller's deadline passed: withdraw it if no worker ever started it.
--- KEYS[1] job key, KEYS[2] in-progress key, KEYS[3] retry key (arq sets it when a
--- run starts), KEYS[4] result key, KEYS[5] queue, KEYS[6] reply list, KEYS[7] workers
--- ARGV[1] job id, ARGV[2] how recent (ms) a heartbeat makes a worker alive
--- Reply: 'replied' (the reply is there to read), 'started' (running, or waiting
+-- KEYS: job, in_progress, retry, result, queue, reply, workers
+-- ARGV: job_id, alive_ms
+-- REPLY: state
+-- retry: arq sets it when a run starts; reply: the reply list; alive_ms: how
+-- recent (ms) a heartbeat makes a worker alive.
+-- state: 'replied' (the reply is there to read), 'started' (running, or waiting
 -- to be run again after its worker died: its outcome is open), 'finished' (done,
 -- its reply already expired), 'withdrawn' (never started; now removed, so it can
 -- never run) or 'withdrawn-no-worker' (the same, and no worker is alive).

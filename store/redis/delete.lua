@@ -1,8 +1,9 @@
 -- delete: the record and every index entry of it.
--- KEYS: record, index, expiry, op
+-- KEYS: record, idx, exp, op
 -- ARGV: task_id, op_id, op_ttl_ms
 -- Every key it touches is declared, as in write.lua; the op key only counts with an op id.
--- Reply: 1 if a live record was removed, else 0 (the first outcome for a seen op id).
+-- REPLY: existed
+-- 1 if a live record was removed, else 0 (the first outcome for a seen op id).
 
 local expiry_key, op_key = KEYS[3], KEYS[4]
 

@@ -1,7 +1,8 @@
 -- reindex: put a live record that is missing from its owner's index back in.
--- KEYS: record, index, expiry
+-- KEYS: record, idx, exp
 -- ARGV: task_id
--- Reply: {repaired, due}: repaired = 1 when an entry was added; due > 0 is the
+-- REPLY: repaired, due
+-- repaired = 1 when an entry was added; due > 0 is the
 -- record's expiry when it became the owner's earliest.
 
 local f = redis.call('HMGET', KEYS[1], 'c', 'e')

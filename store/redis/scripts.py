@@ -1,101 +1,126 @@
-"""The Lua scripts, loaded from the ``.lua`` files beside this module.
+"""The backend's Lua scripts, each described once: its KEYS, ARGV and reply.
 
-Each script's header declares its KEYS and ARGV; ``load`` checks those
-declarations against the names the Python caller passes, so a script and its
-caller cannot drift apart silently: a mismatch fails at import.
+Every key a script touches is one of its KEYS, as Redis requires of scripts
+on a cluster; all of them carry the owner's hash tag, so one slot. Scripts
+whose records depend on data (listing, sweeping, reaping) are the second of
+two steps: the caller reads the task ids from an index, then passes their
+record keys.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from importlib import resources
-from typing import Any
+from typing import NamedTuple
 
-from redis.exceptions import NoScriptError
-
-_HEADER = re.compile(r"^-- (KEYS|ARGV): (.*)$", re.MULTILINE)
+from store.redis.lua import ArgsT, KeysT, NoArgs, ReplyT, Script
 
 
-@dataclass(frozen=True)
-class ScriptSource:
-    name: str
-    keys: tuple[str, ...]
-    argv: tuple[str, ...]
-    text: str
+class RecordKeys(NamedTuple):
+    record: str
 
 
-def _read(filename: str) -> str:
-    return resources.files(__package__).joinpath(filename).read_text(encoding="utf-8")
+class RecordIndexKeys(NamedTuple):
+    record: str
+    idx: str
+    exp: str
 
 
-def _declared(header: str) -> tuple[str, ...]:
-    return () if header.strip() == "(none)" else tuple(n.strip() for n in header.split(","))
+class WriteKeys(NamedTuple):
+    record: str
+    idx: str
+    exp: str
+    op: str
 
 
-def load(name: str, *, keys: tuple[str, ...], argv: tuple[str, ...]) -> ScriptSource:
-    """Read ``<name>.lua``, check its header against ``keys`` and ``argv``, prepend the library."""
-    body = _read(f"{name}.lua")
-    declared = {kind: _declared(names) for kind, names in _HEADER.findall(body)}
-    if declared.get("KEYS") != keys or declared.get("ARGV") != argv:
-        raise RuntimeError(
-            f"{name}.lua declares KEYS {declared.get('KEYS')} ARGV {declared.get('ARGV')}, "
-            f"its caller passes KEYS {keys} ARGV {argv}"
-        )
-    return ScriptSource(name, keys, argv, _read("_lib.lua") + "\n" + body)
+class IndexKeys(NamedTuple):
+    idx: str
+    exp: str
 
 
-WRITE = load(
-    "write", keys=("record", "index", "expiry", "op"), argv=("task_id", "data", "op_id", "options")
-)
-GET = load("get", keys=("record",), argv=())
-DELETE = load(
-    "delete", keys=("record", "index", "expiry", "op"), argv=("task_id", "op_id", "op_ttl_ms")
-)
-LIST = load(
-    "list",
-    keys=("index", "expiry"),
-    argv=("record_prefix", "descending", "after_score", "after_task", "limit"),
-)
-COUNT = load("count", keys=("index", "expiry"), argv=())
-SWEEP = load("sweep", keys=("index", "expiry"), argv=("record_prefix", "batch"))
-REAP_INDEX = load("reap_index", keys=("index", "expiry"), argv=("record_prefix", "start", "count"))
-REINDEX = load("reindex", keys=("record", "index", "expiry"), argv=("task_id",))
+class IndexOnlyKeys(NamedTuple):
+    idx: str
 
 
-class BoundScript:
-    """One script on one client: EVALSHA, loading the script again after NOSCRIPT.
+class ManyRecordsKeys(NamedTuple):
+    idx: str
+    exp: str
+    records: tuple[str, ...]
 
-    Leaner than redis-py's ``AsyncScript`` on the hot path (no per-call import
-    or tuple building); a server restart or a promoted replica, which forget
-    scripts, cost one SCRIPT LOAD.
-    """
 
-    __slots__ = ("_client", "_nkeys", "sha", "source")
+class WriteArgs(NamedTuple):
+    task_id: str
+    data: bytes
+    op_id: str
+    options: str
 
-    def __init__(self, client: Any, source: ScriptSource) -> None:
-        self._client = client
-        self.source = source
-        self.sha = hashlib.sha1(source.text.encode("utf-8")).hexdigest()
-        self._nkeys = len(source.keys)
 
-    async def __call__(self, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
-        try:
-            return await self._client.execute_command(
-                "EVALSHA", self.sha, self._nkeys, *keys, *args
-            )
-        except NoScriptError:
-            await self.load()
-            return await self._client.execute_command(
-                "EVALSHA", self.sha, self._nkeys, *keys, *args
-            )
+class DeleteArgs(NamedTuple):
+    task_id: str
+    op_id: str
+    op_ttl_ms: int
 
-    async def load(self) -> None:
-        """Load the script (on every primary of a cluster)."""
-        await self._client.script_load(self.source.text)
 
-    def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[Any] = ()) -> None:
-        """Add a call to a non-transactional pipeline; NOSCRIPT comes back as its result."""
-        pipe.execute_command("EVALSHA", self.sha, self._nkeys, *keys, *args)
+class TaskArgs(NamedTuple):
+    task_id: str
+
+
+class ManyTasksArgs(NamedTuple):
+    tasks: tuple[str, ...]
+
+
+class IndexPageArgs(NamedTuple):
+    descending: str
+    after_score: int | str
+    after_task: str
+    limit: int
+
+
+class Written(NamedTuple):
+    status: int
+    value: int
+    due: int
+    expected: int
+    current_data: bytes | None
+
+
+class Got(NamedTuple):
+    version: int
+    data: bytes | None
+
+
+class IndexPage(NamedTuple):
+    tasks: list[bytes]
+    scores: list[int]
+
+
+class Fetched(NamedTuple):
+    pruned: int
+    versions: list[int]
+    data: list[bytes | None]
+
+
+class Swept(NamedTuple):
+    removed: int
+    next_expiry: int
+    more: int
+
+
+class Reindexed(NamedTuple):
+    repaired: int
+    due: int
+
+
+def _script(
+    name: str, keys: type[KeysT], args: type[ArgsT], reply: type[ReplyT]
+) -> Script[KeysT, ArgsT, ReplyT]:
+    return Script(__package__, name, keys=keys, args=args, reply=reply, prelude="_lib.lua")
+
+
+WRITE = _script("write", WriteKeys, WriteArgs, Written)
+GET = _script("get", RecordKeys, NoArgs, Got)
+DELETE = _script("delete", WriteKeys, DeleteArgs, int)
+INDEX_PAGE = _script("index_page", IndexOnlyKeys, IndexPageArgs, IndexPage)
+FETCH = _script("fetch", ManyRecordsKeys, ManyTasksArgs, Fetched)
+COUNT = _script("count", IndexKeys, NoArgs, int)
+SWEEP = _script("sweep", ManyRecordsKeys, ManyTasksArgs, Swept)
+REAP_INDEX = _script("reap_index", ManyRecordsKeys, ManyTasksArgs, int)
+REINDEX = _script("reindex", RecordIndexKeys, TaskArgs, Reindexed)

@@ -1,14 +1,15 @@
 -- put and put_if_version: record, indexes, expiry and op outcome in one step.
--- KEYS: record, index, expiry, op
+-- KEYS: record, idx, exp, op
 -- ARGV: task_id, data, op_id, options
 -- Every key it touches is declared; all four share the owner's hash tag, so
 -- one slot. The op key is used only when an op id is given.
 -- options packs "expected_version,expires_at_ms,created_at_ms,capacity,op_ttl_ms"
 -- into one argument (fewer to encode per call); an empty field or op_id means
 -- "not given".
--- Reply: {status, value, due, expected[, data]}: status 0 = written (value: new
+-- REPLY: status, value, due, expected, current_data
+-- status 0 = written (value: new
 --   version), 1 = version conflict (value: actual version, 0 when absent or
---   expired; data: the live record's data, so a retry need not read it),
+--   expired; current_data: the live record's data, so a retry need not read it),
 --   2 = capacity exceeded (value: the bound). due > 0 is the record's expiry
 --   when it became the owner's earliest, for the caller to lower the due-index.
 --   expected echoes the expected version the outcome was judged against.
@@ -29,7 +30,7 @@ if op_id ~= '' then
       -- Refreshing the outcome makes the replay a replicated write, so a WAIT
       -- after it also covers the first run, which may not have reached a replica.
       redis.call('PEXPIRE', op_key, op_ttl)
-      return {tonumber(status), tonumber(value), 0, tonumber(judged) or 0}
+      return {tonumber(status), tonumber(value), 0, tonumber(judged) or 0, false}
     end
   end
 end
@@ -88,7 +89,4 @@ end
 if op_id ~= '' then
   redis.call('SET', op_key, status .. ':' .. value .. ':' .. expected, 'PX', op_ttl)
 end
-if current_data then
-  return {status, value, due, tonumber(expected) or 0, current_data}
-end
-return {status, value, due, tonumber(expected) or 0}
+return {status, value, due, tonumber(expected) or 0, current_data}

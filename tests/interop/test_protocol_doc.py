@@ -12,7 +12,8 @@ from tests.harness import unique
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
 from worker.client import TaskStoreClient
 from worker.envelope import ERRORS, field_names
-from worker.queue import ENQUEUE, enqueue, wait_reply
+from worker.queue import enqueue, wait_reply
+from worker.scripts import ENQUEUE
 from worker.writes import WRITES
 
 PROTOCOL = (Path(__file__).resolve().parents[2] / "PROTOCOL.md").read_text()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,10 +28,13 @@ from store import (
     make_prefix,
 )
 from store.redis import RedisBackend
+from store.redis import scripts as store_scripts
 from store.redis.keyschema import KeySchema
-from tests.harness import Harness, cas_increment, server_ms, unique
+from store.redis.lua import Script
+from tests.harness import Harness, cas_increment, server_ms, sleep_ms, unique
 from tests.redis.conftest import redis_backend
 from tests.servers import LocalCluster, RedisProcess, free_ports
+from worker import scripts as worker_scripts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -183,43 +188,119 @@ def test_every_script_touches_one_slot(owner: str, task: str) -> None:
     assert slots == {key_slot(owner.encode())}
 
 
-async def test_write_and_delete_touch_only_the_keys_they_declare(
+async def test_every_script_touches_only_the_keys_it_declares(
     private_redis: RedisProcess,
 ) -> None:
     """Every key a script's commands name is among its KEYS (Redis Cluster requires it)."""
+    with _monitored(private_redis) as seen:
+        async with await RedisBackend.from_url(private_redis.url) as backend:
+            owner, keys = "o", backend.keys.owner("o")
+            key = make_key(owner, "t")
+            soon = await server_ms(backend) + 300
+            await backend.put(key, b"a", expires_at_ms=soon + 60_000, op_id="op-1")
+            await backend.put(key, b"a", expires_at_ms=soon + 60_000, op_id="op-1")  # replayed
+            with pytest.raises(VersionConflict):
+                await backend.put_if_version(key, b"b", 5, op_id="op-2")
+            await backend.put_if_version(key, b"b", 1, op_id="op-3")  # no expiry any more
+            await backend.put(make_key(owner, "gone"), b"x", expires_at_ms=soon)
+            await backend.put(make_key(owner, "orphan"), b"x")
+            await backend._redis.delete(keys.record("orphan"))
+            await backend.get(key)
+            await backend.list_page(owner)
+            await backend.list_by_prefix(make_prefix(owner))
+            await backend.count(owner)
+            await backend._redis.zrem(keys.index, "t")
+            await backend._redis.zadd(keys.index, {"orphan": 1})
+            await backend.reap_orphans(full_pass=True)
+            await sleep_ms(soon + 1 - await server_ms(backend))  # the server's clock passes soon
+            assert await backend.cleanup_expired() == 1
+            await backend.delete(key, op_id="op-4")
+        queue = unique("declared")
+        async with Redis.from_url(private_redis.url) as client:
+            await _run_worker_scripts(client, queue)
+    calls = _script_calls(seen)
+    ran = {sha for sha, _, _ in calls}
+    assert ran == {s.sha for s in [*_STORE_SCRIPTS, *_WORKER_SCRIPTS]}
+    for sha, declared, touched in calls:
+        assert touched <= declared, (sha, touched - declared)
+    assert {keys.record("t"), keys.index, keys.expiry, keys.op("op-1")} <= {
+        key for _, _, touched in calls for key in touched
+    }
+
+
+_STORE_SCRIPTS = [s for s in vars(store_scripts).values() if isinstance(s, Script)]
+_WORKER_SCRIPTS = [s for s in vars(worker_scripts).values() if isinstance(s, Script)]
+_MULTI_KEY = {"EXISTS", "DEL", "UNLINK"}
+
+
+@contextlib.contextmanager
+def _monitored(server: RedisProcess) -> Iterator[list[tuple[str, list[str]]]]:
+    """The commands a server ran while the block ran, as (client type, words)."""
     ready, seen = threading.Event(), list[tuple[str, list[str]]]()
 
     def monitor() -> None:
-        with private_redis.client().monitor() as m:  # type: ignore[no-untyped-call]
+        with server.client().monitor() as m:  # type: ignore[no-untyped-call]
             ready.set()
             for command in m.listen():
-                if command["command"].startswith("ECHO"):
+                if command["command"] == "ECHO monitored":
                     return
                 seen.append((command["client_type"], command["command"].split()))
 
     watching = threading.Thread(target=monitor)
     watching.start()
-    assert await asyncio.to_thread(ready.wait, 10)
-    async with await RedisBackend.from_url(private_redis.url) as backend:
-        key, keys = make_key("o", "t"), backend.keys.owner("o")
-        later = await server_ms(backend) + 60_000
-        await backend.put(key, b"a", expires_at_ms=later, op_id="op-1")
-        await backend.put(key, b"a", expires_at_ms=later, op_id="op-1")  # replayed
-        with pytest.raises(VersionConflict):
-            await backend.put_if_version(key, b"b", 5, op_id="op-2")
-        await backend.put_if_version(key, b"b", 1, op_id="op-3")  # no expiry any more
-        await backend.delete(key, op_id="op-4")
-        await backend._redis.echo("done")
-    await asyncio.to_thread(watching.join, 10)
-    declared = {  # the KEYS of every EVALSHA the backend sent
-        key
-        for client, args in seen
-        if client != "lua" and args[0].upper() == "EVALSHA"
-        for key in args[3 : 3 + int(args[2])]
-    }
-    touched = {args[1] for client, args in seen if client == "lua" and args[0].upper() != "TIME"}
-    assert {keys.record("t"), keys.index, keys.expiry, keys.op("op-1")} <= touched
-    assert touched <= declared, touched - declared
+    assert ready.wait(10)
+    try:
+        yield seen
+    finally:
+        server.client().echo("monitored")
+        watching.join(10)
+
+
+def _script_calls(seen: list[tuple[str, list[str]]]) -> list[tuple[str, set[str], set[str]]]:
+    """Each EVALSHA with its declared KEYS and the keys its commands named.
+
+    MONITOR lists a script's own commands (client type ``lua``) right after
+    the EVALSHA that ran them.
+    """
+    calls: list[tuple[str, set[str], set[str]]] = []
+    for client, words in seen:
+        if client != "lua" and words[0].upper() == "EVALSHA":
+            calls.append((words[1], set(words[3 : 3 + int(words[2])]), set()))
+        elif client == "lua" and words[0].upper() != "TIME":
+            named = words[1:] if words[0].upper() in _MULTI_KEY else words[1:2]
+            calls[-1][2].update(named)
+    return calls
+
+
+async def _run_worker_scripts(client: Redis, queue: str) -> None:
+    """Each worker script once, on keys of a queue of its own."""
+    ws = worker_scripts
+    job = f"{queue}-job"
+    job_keys = ws.EnqueueKeys(
+        f"arq:job:{job}", f"arq:result:{job}", queue, f"{queue}:wake", f"{queue}:reply:{job}"
+    )
+    payload = b'{"v":"1.0","f":"get","a":[],"k":{},"et":0}'
+    assert (await ws.ENQUEUE.run(client, job_keys, ws.EnqueueArgs(job, payload))).added == 1
+    settle_keys = ws.SettleKeys(
+        job_keys.job,
+        f"arq:in-progress:{job}",
+        f"arq:retry:{job}",
+        job_keys.result,
+        queue,
+        job_keys.reply,
+        f"{queue}:workers",
+    )
+    assert (
+        await ws.SETTLE.run(client, settle_keys, ws.SettleArgs(job, 1000)) == b"withdrawn-no-worker"
+    )
+    workers = ws.HeartbeatKeys(f"{queue}:workers", f"{queue}:workers:running")
+    assert await ws.HEARTBEAT.run(client, workers, ws.HeartbeatArgs("w", 1000, 0)) > 0
+    await client.set(f"{queue}:lock", "token")
+    lock = ws.LockKeys(f"{queue}:lock")
+    assert await ws.RELEASE_LOCK.run(client, lock, ws.LockArgs("token")) == 1
+    failed = ws.DeadLetterKeys(f"{queue}:failed", f"{queue}:failed:records", f"{queue}:failed:jobs")
+    letter = ws.DeadLetterArgs(job, "{}", 1, 10, b"")
+    assert await ws.DEAD_LETTER.run(client, failed, letter) == 0
 
 
 async def test_scripts_reload_after_the_server_forgets_them(private_redis: RedisProcess) -> None:
