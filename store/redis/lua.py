@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from importlib import resources
-from typing import Any, Generic, NamedTuple, TypeVar, get_origin, get_type_hints
+from typing import Any, Generic, NamedTuple, TypeVar, cast, get_origin, get_type_hints
 
 from redis.exceptions import NoScriptError
 
@@ -30,7 +30,7 @@ _HEADER = re.compile(r"^-- (KEYS|ARGV|REPLY): (.*)$", re.MULTILINE)
 class Script(Generic[KeysT, ArgsT, ReplyT]):
     """One script's description and text, checked against each other when loaded."""
 
-    __slots__ = ("_decode", "_flat_args", "_flat_keys", "name", "sha", "source")
+    __slots__ = ("_flat_args", "_flat_keys", "_nkeys", "decode", "name", "sha", "source")
 
     def __init__(
         self,
@@ -66,18 +66,19 @@ class Script(Generic[KeysT, ArgsT, ReplyT]):
         self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()
         self._flat_keys = _is_variadic(keys)
         self._flat_args = _is_variadic(args)
-        self._decode: Any = (lambda raw: reply(*raw)) if _is_named_tuple(reply) else reply
+        self._nkeys = len(_declared(keys))
+        # The typed reply from what Redis answered; ``_make`` also checks the count.
+        self.decode: Callable[[Any], ReplyT] = (
+            cast(Any, reply)._make if _is_named_tuple(reply) else reply
+        )
 
     def arguments(self, keys: KeysT, args: ArgsT) -> tuple[Any, ...]:
         """What follows the SHA (EVALSHA) or the source (EVAL): numkeys, KEYS, ARGV."""
+        if not (self._flat_keys or self._flat_args):
+            return (self._nkeys, *keys, *args)
         flat_keys = _flatten(keys) if self._flat_keys else keys
         flat_args = _flatten(args) if self._flat_args else args
         return (len(flat_keys), *flat_keys, *flat_args)
-
-    def decode(self, raw: Any) -> ReplyT:
-        """The typed reply from what Redis answered."""
-        result: ReplyT = self._decode(raw)
-        return result
 
     async def run(self, client: Any, keys: KeysT, args: ArgsT) -> ReplyT:
         """EVALSHA on ``client``; a server that forgot the script (a restart, a promoted
