@@ -223,7 +223,7 @@ async def _report(settings: Settings, stores: Stores, pool: ArqRedis) -> dict[st
         "in_progress": queue.in_progress,
         "oldest_queued_age_s": queue.oldest_queued_age_s,
         "last_hour": queue.last_hour,
-        "failed_jobs_kept": await failed.count_failed(pool, settings.queue_name),
+        "failed_jobs_kept": queue.failed_jobs_kept,
         "workers": [
             {"id": worker_id, "last_heartbeat_s": w.last_heartbeat_s, "running": w.running}
             for worker_id, w in sorted(queue.workers.items())

@@ -113,10 +113,6 @@ async def list_failed(redis: Any, queue_name: str, limit: int) -> list[FailedJob
     return [FailedJob(**json.loads(r)) for r in records if r is not None]
 
 
-async def count_failed(redis: Any, queue_name: str) -> int:
-    return int(await redis.zcard(failed_key(queue_name)))
-
-
 async def retry(pool: Any, queue_name: str, job_id: str) -> None:
     """Enqueue a kept failed job again under its own id, then let go of its record.
 

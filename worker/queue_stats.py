@@ -1,4 +1,4 @@
-"""The queue as an operator sees it, in two round trips whatever its length.
+"""The queue as an operator sees it, in three round trips whatever its length.
 
 arq keeps a job in the queue's sorted set (by the time it may start) from
 enqueue until it finishes, and marks a started one with
@@ -16,6 +16,7 @@ from arq.constants import in_progress_key_prefix
 
 from store.clock import server_ms
 from worker import liveness, tally
+from worker.failed import failed_key
 
 LOOK_AHEAD = 100
 
@@ -30,6 +31,7 @@ class QueueStats:
     workers: dict[str, liveness.WorkerState]
     last_hour: dict[str, int]
     """Jobs ``completed``, ``failed`` and ``retried`` in the last 60 minutes."""
+    failed_jobs_kept: int
 
 
 async def observe(redis: Any, queue_name: str) -> QueueStats:
@@ -38,16 +40,14 @@ async def observe(redis: Any, queue_name: str) -> QueueStats:
         pipe.zcard(queue_name)
         pipe.zrangebyscore(queue_name, "-inf", now_ms, start=0, num=LOOK_AHEAD, withscores=True)
         liveness.read_workers(pipe, queue_name, now_ms)
+        pipe.zcard(failed_key(queue_name))
         tally.read_last_hour(pipe, queue_name, now_ms)
-        depth, ready, *rest = await pipe.execute()
-    workers = liveness.parse_workers(rest[:2], now_ms)
-    last_hour = tally.parse_last_hour(rest[2:])
+        depth, ready, seen, running_jobs, failed_kept, *last_hour = await pipe.execute()
+    workers = liveness.parse_workers([seen, running_jobs], now_ms)
     running = sum(w.running for w in workers.values())
     oldest = 0.0
     if ready:
-        keys = [
-            in_progress_key_prefix + (j.decode() if isinstance(j, bytes) else j) for j, _ in ready
-        ]
+        keys = [in_progress_key_prefix + liveness.text(j) for j, _ in ready]
         async with redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.exists(key)
@@ -60,5 +60,6 @@ async def observe(redis: Any, queue_name: str) -> QueueStats:
         in_progress=running,
         oldest_queued_age_s=oldest,
         workers=workers,
-        last_hour=last_hour,
+        last_hour=tally.parse_last_hour(last_hour),
+        failed_jobs_kept=int(failed_kept),
     )
