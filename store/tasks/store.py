@@ -284,7 +284,7 @@ class TaskStore:
                 if waiting and key in record.input_requests and key not in record.input_responses
             }
             if not new:
-                raise Unchanged(record)
+                raise Unchanged
             return _touched(record, now, input_responses={**record.input_responses, **new})
 
         return await self._mutate(task_id, owner_id, change, op_id)
@@ -384,11 +384,7 @@ class TaskStore:
 
 
 class Unchanged(Exception):
-    """A change that finds nothing to do: the record stays as it is, unwritten."""
-
-    def __init__(self, record: TaskRecord) -> None:
-        super().__init__("unchanged")
-        self.record = record
+    """Raised by a change that finds nothing to do: the record stays as it is, unwritten."""
 
 
 def _key(owner: str, task_id: object) -> str:
