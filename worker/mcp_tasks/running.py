@@ -6,8 +6,8 @@ the task: its result once it returns
 (``completed``, a result with ``isError`` included, as SEP-2663 says), the
 JSON-RPC error it raised (``failed``). Every poll interval it reads the task,
 so a ``tasks/cancel`` made through any server process stops it within one.
-``elicit`` puts the task in ``input_required`` with one request and waits,
-reading the task at the same pace, until ``tasks/update`` has answered it.
+``elicit`` puts the task in ``input_required`` with one request and waits on
+those same reads until ``tasks/update`` has answered it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcp.server.context import HandlerResult
@@ -26,7 +26,14 @@ from mcp_types.jsonrpc import INTERNAL_ERROR
 from pydantic import BaseModel
 
 from store import StorageError
-from store.tasks import InvalidTransition, TaskError, TaskStatus, TaskStore
+from store.tasks import (
+    InvalidTransition,
+    TaskError,
+    TaskNotFound,
+    TaskRecord,
+    TaskStatus,
+    TaskStore,
+)
 from store.tasks.leases import RunnerLeases
 
 log = logging.getLogger("taskstore.mcp")
@@ -51,6 +58,9 @@ class TaskRun:
     owner_id: str
     poll_s: float
     lease_ms: int = 0
+    _read: asyncio.Condition = field(default_factory=asyncio.Condition, init=False, compare=False)
+    """Notified by the watch at each read of the task, which ``_last`` then holds."""
+    _last: list[TaskRecord] = field(default_factory=list, init=False, compare=False)
 
     async def execute(self, work: Callable[[], Coroutine[Any, Any, HandlerResult]]) -> None:
         """Run ``work`` to its outcome under a lease, stopping it if the task is cancelled."""
@@ -87,13 +97,13 @@ class TaskRun:
         """Wait on ``requests`` in ``input_required``; their answers, in order, once all came."""
         record = await self.store.request_input(self.task_id, self.owner_id, requests)
         keys = list(record.input_requests)
-        while True:
-            await asyncio.sleep(self.poll_s)
-            record = await self.store.get(self.task_id, self.owner_id)
-            if all(key in record.input_responses for key in keys):
-                answers = [record.input_responses[key] for key in keys]
-                await self.store.update_status(self.task_id, self.owner_id, TaskStatus.WORKING)
-                return answers
+        while not all(key in record.input_responses for key in keys):
+            async with self._read:
+                await self._read.wait()
+                record = self._last[-1]
+        answers = [record.input_responses[key] for key in keys]
+        await self.store.update_status(self.task_id, self.owner_id, TaskStatus.WORKING)
+        return answers
 
     async def _renew(self, leases: RunnerLeases) -> None:
         while True:
@@ -104,16 +114,24 @@ class TaskRun:
                 log.warning("task %s: its lease could not be renewed", self.task_id)
 
     async def _watch(self, running: asyncio.Task[HandlerResult]) -> None:
+        """Read the task every poll interval: stop the tool if it was cancelled, else tell
+        ``ask`` what was read."""
         while True:
             await asyncio.sleep(self.poll_s)
             try:
                 record = await self.store.get(self.task_id, self.owner_id)
-            except TaskError:  # expired or gone: nobody can read the outcome any more
+            except TaskNotFound:  # expired or gone: nobody can read the outcome any more
                 running.cancel()
                 return
+            except TaskError:  # the store failed this once: the tool goes on
+                log.warning("task %s: could not read it to watch for a cancel", self.task_id)
+                continue
             if record.status is TaskStatus.CANCELLED:
                 running.cancel()
                 return
+            async with self._read:
+                self._last[:] = [record]
+                self._read.notify_all()
 
     async def _complete(self, task_id: str, owner_id: str, result: Any) -> Any:
         return await self.store.complete_with_result(task_id, owner_id, "completed", result)
