@@ -17,7 +17,7 @@ import logging
 
 from store.clock import Clock, wall_clock_ms
 from store.keys import make_key, make_prefix
-from store.tasks.errors import InvalidTransition, TaskNotFound
+from store.tasks.errors import INTERNAL_ERROR, InvalidTransition, TaskNotFound
 from store.tasks.store import TaskStore
 
 log = logging.getLogger("taskstore.leases")
@@ -51,7 +51,7 @@ class RunnerLeases:
             lease = json.loads(record.data)
             if lease["until"] > now:
                 continue
-            error = {"code": -32603, "message": ABANDONED}
+            error = {"code": INTERNAL_ERROR, "message": ABANDONED}
             try:
                 await self.store.fail(lease["task"], lease["owner"], error, ABANDONED)
                 failed += 1

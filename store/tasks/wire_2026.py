@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from store.tasks.errors import INTERNAL_ERROR
 from store.tasks.record import TaskRecord
 from store.tasks.status import TaskStatus
 
 EXTENSION = "io.modelcontextprotocol/tasks"
 PROTOCOL_VERSION = "2026-07-28"
-INTERNAL_ERROR = -32603
 
 
 def created(record: TaskRecord) -> dict[str, Any]:
