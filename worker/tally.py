@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from worker.liveness import text
+
 OUTCOMES = ("completed", "failed", "retried")
 MINUTES = 60
 _KEEP_S = (MINUTES + 2) * 60
@@ -37,7 +39,7 @@ def parse_last_hour(replies: list[Any]) -> dict[str, int]:
     totals = dict.fromkeys(OUTCOMES, 0)
     for counts in replies:
         for name, n in counts.items():
-            outcome = name.decode() if isinstance(name, bytes) else name
+            outcome = text(name)
             if outcome in totals:
                 totals[outcome] += int(n)
     return totals
