@@ -52,7 +52,8 @@ async def increments(
 async def _ours(control: Redis, url: str, queue: str, each: int, concurrency: int) -> float:
     settings = load_settings(redis_url=url, queue_name=queue, key_prefix="bench")
     async with TaskStoreClient.connect(settings) as client:
-        return await _timed(control, queue, await increments(client, concurrency, each))
+        runs = await increments(client, concurrency, each, coalesce=False)
+        return await _timed(control, queue, runs)
 
 
 async def _peer(control: Redis, url: str, queue: str, each: int, concurrency: int) -> float:

@@ -142,6 +142,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             return EXIT_OK
         except (RedisError, OSError, BackendError) as exc:
             log.warning("worker stopped on a Redis error, starting again: %r", exc)
+            # The next run binds the metrics port again and starts its own batch path.
+            asyncio.get_event_loop().run_until_complete(settings_class.release())  # type: ignore[attr-defined]
             time.sleep(RESTART_PAUSE_S)
 
 

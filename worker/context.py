@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the jobs' modules import this one; it needs these only as types
+    from worker.batch import BatchPath
     from worker.metrics import Metrics
     from worker.settings import Settings
     from worker.writes import Stores
@@ -29,6 +30,8 @@ class WorkerState:
     background: list[asyncio.Task[None]] = field(default_factory=list)
     """Loops beside the jobs (heartbeats, queue gauges), cancelled at shutdown."""
     metrics_server: Any = None
+    batches: BatchPath | None = None
+    """The batch path, once the worker has started it."""
 
 
 def state(ctx: dict[str, Any]) -> WorkerState:

@@ -40,7 +40,8 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('SET', KEYS[1], job, 'PX', 86400000)
 redis.call('ZADD', queue, now, id)
 -- One token is enough: a worker that wakes takes every ready job it has room for.
-redis.call('LPUSH', KEYS[4], '1')
-redis.call('LTRIM', KEYS[4], 0, 0)
-redis.call('PEXPIRE', KEYS[4], 86400000)
+if redis.call('LLEN', KEYS[4]) == 0 then
+  redis.call('LPUSH', KEYS[4], '1')
+  redis.call('PEXPIRE', KEYS[4], 86400000)
+end
 return {1, id}

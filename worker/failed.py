@@ -1,11 +1,12 @@
 """The last failed jobs, kept for an operator to list and retry.
 
-A job fails when arq gives up on it: it timed out, it was refused (it did not
-decode, or named no job), it ran out of tries, or it raised. arq keeps such a
-result for ``KEEP_RESULT_S`` only; here, the MULTI that stores it (see
-``queue.ClaimPipeline``) also keeps a record of it (``FailedJob``: no
-arguments, no data) among the last ``FAILED_JOBS_KEEP``, and, apart, the
-function and arguments a retry re-enqueues, which are never printed.
+A job fails when the worker gives up on it: it timed out, it was refused (it
+did not decode, or named no job), it ran out of tries, or it raised. Its
+result is kept for ``KEEP_RESULT_S`` only; the step that stores it (the batch
+path's ``finish.lua``, or arq's MULTI through ``ClaimPipeline``) also keeps a
+record of it (``FailedJob``: no arguments, no data) among the last
+``FAILED_JOBS_KEEP``, and, apart, the function and arguments a retry
+re-enqueues, which are never printed.
 
 A retry re-enqueues the job under its own id, so every write in it runs
 under its own op id again: a write that was applied before the failure
@@ -20,12 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from arq.constants import result_key_prefix, retry_key_prefix
-
 from worker import tally
+from worker.arq_internals import FinishHook, job_keys
 from worker.errors import FailedJobNotKept, JobAlreadyQueued
 from worker.jobs import REFUSE
-from worker.queue import FinishHook, enqueue, job_payload, reply_key
+from worker.queue import enqueue, job_payload, reply_key
 from worker.scripts import DEAD_LETTER, DeadLetterArgs, DeadLetterKeys
 from worker.serialization import SUCCEEDED, deserialize, serialize
 
@@ -72,8 +72,22 @@ def on_job_finished(queue_name: str, keep: int) -> FinishHook:
     return finished
 
 
+def keys(queue_name: str) -> DeadLetterKeys:
+    """Where failed jobs are kept: ids by failure time, their records, their retry jobs."""
+    return DeadLetterKeys(failed_key(queue_name), _records_key(queue_name), _jobs_key(queue_name))
+
+
 def record(pipe: Any, queue_name: str, job_id: str, result: dict[str, Any], keep: int) -> None:
     """Queue on ``pipe`` the record of the failed job whose arq result is ``result``."""
+    kept, failed_ms, job = entry(job_id, result)
+    # EVAL, not EVALSHA: inside arq's MULTI a NOSCRIPT could not be answered by a retry.
+    args = DeadLetterArgs(job_id, kept, failed_ms, keep, job)
+    pipe.eval(DEAD_LETTER.source, *DEAD_LETTER.arguments(keys(queue_name), args))
+
+
+def entry(job_id: str, result: dict[str, Any]) -> tuple[str, int, bytes]:
+    """What is kept of the failed job whose arq result is ``result``: its record (JSON),
+    when it failed (ms), and the job a retry re-enqueues (b"" when it cannot be retried)."""
     error = result.get("r")
     described = error.get("__error__") if isinstance(error, dict) else None
     if not isinstance(described, dict):
@@ -81,7 +95,7 @@ def record(pipe: Any, queue_name: str, job_id: str, result: dict[str, Any], keep
     failed_ms = int(result.get("ft") or 0)
     function = str(result.get("f"))
     retryable = function != REFUSE
-    entry = {
+    kept = {
         "job_id": job_id,
         "function": function,
         "error": str(described.get("type")),
@@ -91,13 +105,8 @@ def record(pipe: Any, queue_name: str, job_id: str, result: dict[str, Any], keep
         "failed_at": _iso(failed_ms),
         "retryable": retryable,
     }
-    job = {"f": function, "a": result.get("a"), "k": result.get("k")} if retryable else None
-    # EVAL, not EVALSHA: inside arq's MULTI a NOSCRIPT could not be answered by a retry.
-    keys = DeadLetterKeys(failed_key(queue_name), _records_key(queue_name), _jobs_key(queue_name))
-    args = DeadLetterArgs(
-        job_id, json.dumps(entry), failed_ms, keep, serialize(job) if job is not None else b""
-    )
-    pipe.eval(DEAD_LETTER.source, *DEAD_LETTER.arguments(keys, args))
+    job = serialize({"f": function, "a": result.get("a"), "k": result.get("k")})
+    return json.dumps(kept), failed_ms, job if retryable else b""
 
 
 def _iso(ms: int) -> str:
@@ -126,9 +135,8 @@ async def retry(pool: Any, queue_name: str, job_id: str) -> None:
     kwargs = {k: v for k, v in job["k"].items() if k != "deadline_ms"}
     payload = job_payload(job["f"], serialize(job["a"]), serialize(kwargs))
     # The failure's result and reply would make the enqueue script refuse the id.
-    await pool.delete(
-        result_key_prefix + job_id, retry_key_prefix + job_id, reply_key(queue_name, job_id)
-    )
+    arq = job_keys(job_id)
+    await pool.delete(arq.result, arq.tries, reply_key(queue_name, job_id))
     if not await enqueue(pool, queue_name, job_id, payload):
         raise JobAlreadyQueued(job_id)
     async with pool.pipeline(transaction=True) as pipe:

@@ -6,9 +6,9 @@
   deadline (no worker alive, or none free), and ``taskstore stats`` lists it.
   Beside it, ``<queue>:workers:running`` holds how many jobs each runs, and
   ``taskstore health --worker-id`` judges one worker by its heartbeat's age.
-- arq marks a claimed job with ``arq:in-progress:<id>`` for the job timeout
-  plus 10 s. A job of ours shortens that to a lease of ``LEASE_S`` and renews
-  it while it runs, so the job of a worker that died is claimed again by
+- A claimed job holds ``arq:in-progress:<id>`` as a lease of ``LEASE_S``,
+  renewed while it runs (by ``lease`` here on arq's path, by the batch path
+  for its batches), so the job of a worker that died is claimed again by
   another within about ``LEASE_S``; the op ids make that re-run exactly-once.
 """
 
@@ -21,10 +21,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from arq.constants import in_progress_key_prefix
 from redis.exceptions import RedisError
 
 from store.clock import server_ms
+from worker.arq_internals import job_keys
 from worker.context import state
 from worker.scripts import HEARTBEAT, HeartbeatArgs, HeartbeatKeys
 
@@ -114,7 +114,7 @@ def text(value: bytes | str) -> str:
 @contextlib.asynccontextmanager
 async def lease(ctx: dict[str, Any], *also: str) -> AsyncIterator[None]:
     """Hold the running job's claim (and ``also`` keys) as a lease, renewed while the body runs."""
-    redis, claim = ctx["redis"], in_progress_key_prefix + ctx["job_id"]
+    redis, claim = ctx["redis"], job_keys(ctx["job_id"]).claim
     lease_s = state(ctx).settings.lease_s
     ms = int(lease_s * 1000)
 

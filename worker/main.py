@@ -23,10 +23,11 @@ from redis.exceptions import RedisError
 
 from store.redis import mask_url
 from worker import failed, jobs, liveness, logs, maintenance, queue_stats
+from worker.arq_internals import QueuePool, queue_pool
+from worker.batch import BatchPath
 from worker.connections import open_stores, queue_redis_settings
 from worker.context import STATE, WorkerState, state
 from worker.metrics import Metrics
-from worker.queue import QueuePool, queue_pool
 from worker.serialization import serialize
 from worker.settings import Settings, load_settings
 
@@ -43,9 +44,10 @@ def every(seconds: int) -> dict[str, Any]:
 
 
 def worker_functions(settings: Settings) -> list[Function]:
+    """The jobs on arq's own path; write jobs run on the batch path (``worker.batch``)."""
     return [
-        func(job, name=name, max_tries=1 if name == jobs.REFUSE else None)
-        for name, job in {**jobs.job_functions(), **durable_tools(settings)}.items()
+        func(jobs.refuse, name=jobs.REFUSE, max_tries=1),
+        *(func(job, name=name) for name, job in durable_tools(settings).items()),
     ]
 
 
@@ -96,6 +98,9 @@ def worker_settings(settings: Settings) -> type:
         worker_id = f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
         worker = WorkerState(settings, await open_stores(settings), metrics, worker_id)
         ctx[STATE] = worker
+        started.append(ctx)
+        worker.batches = BatchPath(ctx["redis"], worker)
+        worker.batches.start()
         worker.background.append(
             asyncio.create_task(
                 liveness.heartbeats(
@@ -132,21 +137,32 @@ def worker_settings(settings: Settings) -> type:
     async def job_ended(ctx: dict[str, Any]) -> None:
         metrics.running -= 1
 
+    started: list[dict[str, Any]] = []
+
     async def shutdown(ctx: dict[str, Any]) -> None:
-        if STATE not in ctx:  # start-up failed before there was any
+        if STATE not in ctx:  # start-up failed before there was any, or it ran already
             return
         worker = state(ctx)
+        del ctx[STATE]
         # Free the metrics port first: `taskstore worker` may start arq again
         # after a Redis error, and that run binds it anew.
         if worker.metrics_server is not None:
             worker.metrics_server.shutdown()
             worker.metrics_server.server_close()
+        if worker.batches is not None:
+            await worker.batches.stop()
         for loop in worker.background:
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
         await liveness.forget(ctx["redis"], settings.queue_name, worker.worker_id)
         await worker.stores.backend.aclose()
+
+    async def release() -> None:
+        """What a run's shutdown would have let go, for a run whose shutdown never came:
+        arq skips ``on_shutdown`` when its own last command in ``close()`` fails."""
+        while started:
+            await shutdown(started.pop())
 
     return type(
         "WorkerSettings",
@@ -158,6 +174,7 @@ def worker_settings(settings: Settings) -> type:
             "redis_pool": new_pool(),
             # `taskstore worker` runs arq again after a Redis error, on a new pool each time.
             "new_pool": new_pool,
+            "release": release,
             "queue_name": settings.queue_name,
             "on_startup": startup,
             "on_shutdown": shutdown,

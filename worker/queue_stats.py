@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from arq.constants import in_progress_key_prefix
-
 from store.clock import server_ms
 from worker import liveness, tally
+from worker.arq_internals import job_keys
 from worker.failed import failed_key
 
 LOOK_AHEAD = 100
@@ -47,7 +46,7 @@ async def observe(redis: Any, queue_name: str) -> QueueStats:
     running = sum(w.running for w in workers.values())
     oldest = 0.0
     if ready:
-        keys = [in_progress_key_prefix + liveness.text(j) for j, _ in ready]
+        keys = [job_keys(liveness.text(j)).claim for j, _ in ready]
         async with redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.exists(key)

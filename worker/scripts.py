@@ -6,7 +6,7 @@ ARGV, a typed reply, and a header check when the module is imported.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from store.redis.lua import Script
 
@@ -63,6 +63,43 @@ class LockArgs(NamedTuple):
     token: str
 
 
+class ClaimKeys(NamedTuple):
+    queue: str
+    jobs: tuple[str, ...]
+    """For each id: its job, claim and try-count keys."""
+
+
+class ClaimArgs(NamedTuple):
+    lease_ms: int
+    limit: int
+    functions: str
+    ids: tuple[str, ...]
+
+
+class Claims(NamedTuple):
+    claimed: list[Any]
+    """id, try, job for each claimed job."""
+    others: list[bytes]
+
+
+class FinishKeys(NamedTuple):
+    queue: str
+    tally: str
+    failed: str
+    records: str
+    kept_jobs: str
+    jobs: tuple[str, ...]
+    """For each job: its job, claim, try-count, result and reply keys."""
+
+
+class FinishArgs(NamedTuple):
+    keep_ms: int
+    tally_keep_s: int
+    failed_keep: int
+    outcomes: tuple[Any, ...]
+    """For each job: id, verdict, result, reply, defer_ms, record, retry_job."""
+
+
 class DeadLetterKeys(NamedTuple):
     failed: str
     records: str
@@ -82,5 +119,14 @@ SETTLE = Script(__package__, "settle", keys=SettleKeys, args=SettleArgs, reply=b
 HEARTBEAT = Script(__package__, "heartbeat", keys=HeartbeatKeys, args=HeartbeatArgs, reply=int)
 RELEASE_LOCK = Script(__package__, "release_lock", keys=LockKeys, args=LockArgs, reply=int)
 DEAD_LETTER = Script(
-    __package__, "dead_letter", keys=DeadLetterKeys, args=DeadLetterArgs, reply=int
+    __package__,
+    "dead_letter",
+    keys=DeadLetterKeys,
+    args=DeadLetterArgs,
+    reply=int,
+    prelude="_failed.lua",
+)
+CLAIM = Script(__package__, "claim", keys=ClaimKeys, args=ClaimArgs, reply=Claims)
+FINISH = Script(
+    __package__, "finish", keys=FinishKeys, args=FinishArgs, reply=int, prelude="_failed.lua"
 )

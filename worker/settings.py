@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     keep_result_s: float = Field(60, gt=0)
     reply_timeout_s: float = Field(10, gt=0)
     poll_delay_s: float = Field(0.001, gt=0)
+    batch_jobs: int = Field(100, gt=0, le=1000)
     coalesce_window_ms: float = Field(0, ge=0, le=1000)
     coalesce_max_ops: int = Field(100, gt=0, le=1000)
     sweep_interval_s: int = 60

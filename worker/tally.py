@@ -1,8 +1,9 @@
 """Jobs completed, failed and retried, per minute, kept in Redis for an hour.
 
-The counts are written in the MULTI that arq finishes a job with (see
-``queue.ClaimPipeline``), so every worker adds to them, a killed worker loses
-none, and ``taskstore stats`` sums the last 60 minutes in one round trip.
+The counts are written in the step that finishes a job (the batch path's
+``finish.lua``, or arq's MULTI through ``ClaimPipeline``), so every worker
+adds to them, a killed worker loses none, and ``taskstore stats`` sums the
+last 60 minutes in one round trip.
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ from worker.liveness import text
 
 OUTCOMES = ("completed", "failed", "retried")
 MINUTES = 60
-_KEEP_S = (MINUTES + 2) * 60
+KEEP_S = (MINUTES + 2) * 60
 
 
-def minute_key(queue_name: str, minute: int) -> str:
+def minute_key(queue_name: str, minute: int | None = None) -> str:
+    """The counts of ``minute`` (minutes since the epoch; this one when None)."""
+    if minute is None:
+        minute = int(time.time() // 60)
     return f"{queue_name}:tally:{minute}"
 
 
 def count(pipe: Any, queue_name: str, outcome: str) -> None:
     """Queue on ``pipe`` one more ``outcome`` in this minute's count."""
-    key = minute_key(queue_name, int(time.time() // 60))
+    key = minute_key(queue_name)
     pipe.hincrby(key, outcome, 1)
-    pipe.expire(key, _KEEP_S)
+    pipe.expire(key, KEEP_S)
 
 
 def read_last_hour(pipe: Any, queue_name: str, now_ms: int) -> None:

@@ -1,0 +1,25 @@
+-- Shared by the scripts that keep failed jobs (prepended when they are loaded).
+
+-- Keep one failed job among the last `keep`: failed holds job ids by failure
+-- time (sorted set), records their JSON without arguments (hash), jobs the
+-- JSON of function and arguments a retry re-enqueues (hash; job is '' when
+-- the job cannot be retried). Returns how many older failed jobs were let go.
+local function keep_failed(failed, records, jobs, job_id, record, failed_ms, keep, job)
+  redis.call('ZADD', failed, failed_ms, job_id)
+  redis.call('HSET', records, job_id, record)
+  if job ~= '' then
+    redis.call('HSET', jobs, job_id, job)
+  else
+    redis.call('HDEL', jobs, job_id)
+  end
+  local excess = redis.call('ZCARD', failed) - tonumber(keep)
+  if excess <= 0 then
+    return 0
+  end
+  for _, old in ipairs(redis.call('ZRANGE', failed, 0, excess - 1)) do
+    redis.call('HDEL', records, old)
+    redis.call('HDEL', jobs, old)
+  end
+  redis.call('ZREMRANGEBYRANK', failed, 0, excess - 1)
+  return excess
+end

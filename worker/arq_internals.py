@@ -1,0 +1,235 @@
+"""Everything taskstore relies on of arq beyond its public settings class, in one place.
+
+The batch path claims, runs and finishes write jobs itself, so that a job
+costs a few commands instead of arq's twenty; it must still look to every
+producer, to ``arq worker.main.WorkerSettings`` and to arq's own path (cron,
+durable tools) exactly as arq's jobs do. It relies on these behaviours of
+arq 0.28, each pinned by ``tests/worker/test_arq_internals.py`` so that an
+upgrade that changes one fails there and nowhere else:
+
+1. **Keys.** A job is its record at ``arq:job:<id>`` plus its id in the
+   queue's sorted set, scored by the time (ms) it may start; a started job
+   holds ``arq:in-progress:<id>`` (its claim), counts its tries in
+   ``arq:retry:<id>`` (kept ``RETRY_KEEP_S``), and leaves its result at
+   ``arq:result:<id>``.
+2. **Records.** A job record is the job serializer's bytes of ``{"t", "f",
+   "a", "k", "et"}``; a result is what ``arq.jobs.serialize_result`` makes,
+   which ``Job.result()`` and ``Job.info()`` of arq-speaking producers read.
+3. **The poll.** ``Worker._poll_iteration`` asks its pool's
+   ``zrangebyscore(queue, ...)`` for the ready job ids, then claims each in
+   ``start_jobs`` with WATCH, EXISTS and ZSCORE, then a MULTI whose PSETEX
+   sets the claim for the longest job timeout plus 10 s. When the connection
+   drops after WATCH, redis-py raises ``WatchError`` from EXISTS or ZSCORE,
+   which ``start_jobs`` does not catch.
+4. **The finish.** ``run_job`` stores a result with ``SET arq:result:<id>``
+   and defers a ``Retry`` with ``ZINCRBY`` on the queue, each in a MULTI of a
+   pipeline it gets from ``pool.pipeline()``.
+5. **The pool.** A ``redis_pool`` given in the settings class is the
+   worker's pool as it is, under both entry points (arq's CLI builds a plain
+   ``Worker`` from the class); jobs see it as ``ctx["redis"]``, with their id
+   and try as ``ctx["job_id"]`` and ``ctx["job_try"]``.
+
+``QueuePool`` is that pool: arq's poll gets from it only the jobs the batch
+path leaves to arq (``arq_poll``), and its pipelines (``ClaimPipeline``) turn
+arq's claim into a lease and let ``on_finish`` count arq's finished jobs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+from arq.connections import ArqRedis, RedisSettings
+from arq.constants import (
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
+from arq.jobs import serialize_result
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
+
+from worker.serialization import serialize
+
+RETRY_KEEP_S = 88_400
+"""How long arq keeps a job's try count (``run_job``'s EXPIRE)."""
+
+FinishHook = Callable[[Pipeline, str, bytes | None], None]
+"""Called with arq's MULTI that finishes job ``job_id``, to add commands to it: with
+arq's result as stored, or None when the job is deferred for a retry."""
+
+
+class JobKeys(NamedTuple):
+    """arq's keys of one job."""
+
+    job: str
+    claim: str
+    tries: str
+    result: str
+
+
+def job_keys(job_id: str) -> JobKeys:
+    return JobKeys(
+        job_key_prefix + job_id,
+        in_progress_key_prefix + job_id,
+        retry_key_prefix + job_id,
+        result_key_prefix + job_id,
+    )
+
+
+def result_record(
+    job_id: str,
+    queue_name: str,
+    job: dict[str, Any],
+    job_try: int,
+    success: bool,
+    result: object,
+    started_ms: int,
+) -> bytes:
+    """A finished job's result, as arq stores it for ``Job.result()`` and ``Job.info()``."""
+    function = str(job.get("f"))
+    record = serialize_result(
+        function,
+        tuple(job.get("a") or ()),
+        dict(job.get("k") or {}),
+        job_try,
+        int(job.get("et") or 0),
+        success,
+        result,
+        started_ms,
+        int(time.time() * 1000),
+        f"{job_id}:{function}",
+        queue_name,
+        job_id=job_id,
+        serializer=serialize,
+    )
+    assert record is not None  # arq returns None only when serializing fails, and ours raises
+    return record
+
+
+class QueuePool(ArqRedis):
+    """arq's Redis client for a worker: its poll sees only arq's jobs; claims are leases.
+
+    ``arq_poll`` (set by the batch path when the worker starts) answers arq's
+    poll with the ready jobs the batch path leaves to arq, waiting for some
+    to turn up; without it the poll reads the queue as arq's own does.
+    """
+
+    lease_ms: int = 5000
+    on_finish: FinishHook | None = None
+    arq_poll: Callable[[], Awaitable[list[bytes]]] | None = None
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        pipe = ClaimPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe.lease_ms, pipe.queue_name = self.lease_ms, self.default_queue_name
+        pipe.on_finish = self.on_finish
+        return pipe
+
+    async def zrangebyscore(self, name: Any, *args: Any, **kwargs: Any) -> Any:
+        if name == self.default_queue_name and self.arq_poll is not None:
+            return await self.arq_poll()
+        return await super().zrangebyscore(name, *args, **kwargs)
+
+    async def ready(self, count: int) -> list[bytes]:
+        """Up to ``count`` job ids whose start time has come, first come first."""
+        found: list[bytes] = await super().zrangebyscore(
+            self.default_queue_name, "-inf", int(time.time() * 1000), start=0, num=count
+        )
+        return found
+
+    async def next_start_ms(self) -> float | None:
+        """When the next deferred job (a retry, a cron run) may start; None if there is none."""
+        upcoming = await super().zrangebyscore(
+            self.default_queue_name,
+            f"({int(time.time() * 1000)}",
+            "+inf",
+            start=0,
+            num=1,
+            withscores=True,
+        )
+        return float(upcoming[0][1]) if upcoming else None
+
+
+class ClaimPipeline(Pipeline):
+    """The pipeline arq claims and finishes its own jobs with.
+
+    arq's claim PSETEX sets a lease of ``lease_ms`` instead of the job timeout
+    plus 10 s, which the running job renews (``liveness.lease``), so a worker
+    that dies right after claiming holds the job no longer than one lease. A
+    ``WatchError`` from EXISTS or ZSCORE after a dropped connection answers as
+    if another worker held the job, so arq skips it (instead of ending its
+    loop) and the next poll claims it on a fresh connection. ``on_finish``
+    adds its commands to the MULTI that finishes a job.
+    """
+
+    lease_ms: int = 5000
+    queue_name: str = ""
+    on_finish: FinishHook | None = None
+
+    def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+        queued = super().set(name, value, *args, **kwargs)
+        if self.on_finish is not None and str(name).startswith(result_key_prefix):
+            self.on_finish(self, str(name)[len(result_key_prefix) :], value)
+        return queued
+
+    def zincrby(self, name: Any, amount: float, value: Any) -> Any:
+        queued = super().zincrby(name, amount, value)
+        if self.on_finish is not None and name == self.queue_name:
+            self.on_finish(self, str(value), None)
+        return queued
+
+    def psetex(self, name: Any, time_ms: Any, value: Any) -> Any:
+        if isinstance(name, str) and name.startswith(in_progress_key_prefix):
+            time_ms = self.lease_ms
+        return super().psetex(name, time_ms, value)
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except WatchError:
+            if args[0] == "EXISTS":
+                return 1
+            if args[0] == "ZSCORE":
+                return None
+            raise
+
+
+def queue_pool(
+    redis_settings: RedisSettings,
+    queue_name: str,
+    serializer: Any,
+    deserializer: Any,
+    lease_s: float,
+    on_finish: FinishHook | None = None,
+) -> QueuePool:
+    """The worker's pool, made as ``arq.connections.create_pool`` makes its own."""
+    s = redis_settings
+    pool = QueuePool(
+        host=s.host,
+        port=s.port,
+        unix_socket_path=s.unix_socket_path,
+        db=s.database,
+        username=s.username,
+        password=s.password,
+        socket_connect_timeout=s.conn_timeout,
+        ssl=s.ssl,
+        ssl_keyfile=s.ssl_keyfile,
+        ssl_certfile=s.ssl_certfile,
+        ssl_cert_reqs=s.ssl_cert_reqs,
+        ssl_ca_certs=s.ssl_ca_certs,
+        ssl_ca_data=s.ssl_ca_data,
+        ssl_check_hostname=s.ssl_check_hostname,
+        retry=s.retry,
+        retry_on_timeout=s.retry_on_timeout,
+        retry_on_error=s.retry_on_error,
+        max_connections=s.max_connections,
+        encoding="utf8",
+    )
+    pool.job_serializer = serializer
+    pool.job_deserializer = deserializer
+    pool.default_queue_name = queue_name
+    pool.lease_ms = int(lease_s * 1000)
+    pool.on_finish = on_finish
+    return pool
