@@ -1,4 +1,4 @@
-"""One producer process of scenario 3's multi-process rows: ours or the arq peer.
+"""One producer process of scenario 3's multi-process row: ours (single-write jobs) or arq.
 
 ``python -m bench.producer ours|peer URL QUEUE OPS CONCURRENCY`` sets up, says
 it is ready on ``<QUEUE>:ready``, waits for a token on ``<QUEUE>:go``, runs

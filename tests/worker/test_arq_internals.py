@@ -1,0 +1,102 @@
+"""Each behaviour of arq that ``worker.arq_internals`` names, pinned: an arq upgrade fails here."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from arq.jobs import Job, JobStatus
+from arq.worker import Worker, create_worker
+
+from tests.harness import unique
+from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
+from worker import tally
+from worker.arq_internals import RETRY_KEEP_S, QueuePool, job_keys, result_record
+from worker.main import worker_settings
+from worker.serialization import deserialize, serialize
+from worker.settings import Settings
+
+
+@pytest.fixture
+async def settings(redis_url: str) -> AsyncIterator[Settings]:
+    settings = isolated_settings(redis_url, "arq")
+    yield settings
+    await drop_test_keys(settings)
+
+
+async def test_1_keys_are_arq_s(settings: Settings) -> None:
+    keys = job_keys("j1")
+    assert keys == ("arq:job:j1", "arq:in-progress:j1", "arq:retry:j1", "arq:result:j1")
+    source = inspect.getsource(Worker.run_job)
+    assert f"expire(retry_key_prefix + job_id, {RETRY_KEEP_S})" in source
+
+
+async def test_2_records_are_what_arq_writes_and_reads(settings: Settings) -> None:
+    cls = worker_settings(settings)
+    pool: QueuePool = cls.redis_pool  # type: ignore[attr-defined]
+    job_id = unique("job")
+    queued = await pool.enqueue_job("put", "k", _job_id=job_id, _queue_name=settings.queue_name)
+    assert queued is not None
+    assert set(deserialize(await pool.get(job_keys(job_id).job))) == {"t", "f", "a", "k", "et"}
+    job = {"f": "put", "a": ["k"], "k": {}, "et": 1}
+    record = result_record(job_id, settings.queue_name, job, 1, True, {"ok": True}, 1)
+    await pool.set(job_keys(job_id).result, record)
+    done = Job(job_id, pool, _queue_name=settings.queue_name, _deserializer=deserialize)
+    assert await done.status() == JobStatus.complete
+    assert await done.result(timeout=1) == {"ok": True}
+    await pool.aclose()
+
+
+async def test_3_the_poll_asks_the_pool_for_the_queue_s_ready_jobs(settings: Settings) -> None:
+    cls = worker_settings(settings)
+    pool: QueuePool = cls.redis_pool  # type: ignore[attr-defined]
+    asked: list[int] = []
+
+    async def poll() -> list[bytes]:
+        asked.append(1)
+        return []
+
+    pool.arq_poll = poll
+    worker = create_worker(cls, handle_signals=False)
+    await worker._poll_iteration()
+    assert asked == [1]
+    claim = inspect.getsource(Worker.start_jobs)
+    watched = ("pipe.watch(in_progress_key)", "pipe.exists(in_progress_key)", "pipe.zscore(")
+    assert all(step in claim for step in watched)
+    assert "pipe.psetex(in_progress_key" in claim
+    # A WatchError from EXISTS or ZSCORE is not caught there: only the MULTI's is.
+    assert claim.index("except (ResponseError, WatchError)") > claim.index("pipe.multi()")
+    await pool.aclose()
+
+
+async def test_4_arq_finishes_its_jobs_through_the_pool_s_pipelines(settings: Settings) -> None:
+    async with running_worker(settings) as worker:
+        pool: QueuePool = worker.pool  # type: ignore[assignment]
+        # A job of arq's own path: its claim is a lease, its finish is counted.
+        job_id = unique("job")
+        await pool.enqueue_job("refuse", "pinned", _job_id=job_id, _queue_name=settings.queue_name)
+        job = Job(job_id, pool, _queue_name=settings.queue_name, _deserializer=deserialize)
+        with pytest.raises(Exception, match="pinned"):
+            await job.result(timeout=10)
+        redis: Any = pool
+        counts = await redis.hgetall(tally.minute_key(settings.queue_name))
+        assert int(counts[b"failed"]) == 1
+    finish = inspect.getsource(Worker.finish_job)
+    assert "tr.set(result_key_prefix + job_id" in finish
+    assert "tr.zincrby(self.queue_name, incr_score, job_id)" in finish
+
+
+async def test_5_the_settings_pool_is_the_worker_s_pool(settings: Settings) -> None:
+    cls = worker_settings(settings)
+    worker = create_worker(cls, handle_signals=False)
+    assert worker.pool is cls.redis_pool  # type: ignore[attr-defined]
+    context = inspect.getsource(Worker.run_job)
+    assert all(f"'{key}': " in context for key in ("job_id", "job_try"))
+    assert "self.ctx['redis'] = self.pool" in inspect.getsource(Worker.main)
+    # close() runs its own command before on_shutdown (see worker_settings' release()).
+    close = inspect.getsource(Worker.close)
+    assert close.index("self.pool.delete") < close.index("self.on_shutdown")
+    await worker.pool.aclose()
+    assert serialize({"s": True, "r": 1}).startswith(b'{"s":true,')

@@ -1,0 +1,247 @@
+"""The batch path: jobs enqueued before a worker starts are claimed, run and finished together."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis, create_pool
+
+from store import make_key
+from tests.harness import unique
+from tests.servers import RedisProcess, free_ports
+from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
+from worker.arq_internals import job_keys
+from worker.client import TaskStoreClient
+from worker.connections import queue_redis_settings
+from worker.context import state
+from worker.queue import enqueue, job_payload, reply_key, wait_reply
+from worker.serialization import deserialize, serialize
+from worker.settings import Settings
+
+
+@pytest.fixture
+async def settings(redis_url: str) -> AsyncIterator[Settings]:
+    settings = isolated_settings(redis_url, "batch", reply_timeout_s=20, keep_result_s=30)
+    yield settings
+    await drop_test_keys(settings)
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[ArqRedis]:
+    redis_settings, _ = queue_redis_settings(settings, ride_out_outages=False)
+    pool = await create_pool(
+        redis_settings,
+        default_queue_name=settings.queue_name,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+    )
+    yield pool
+    await pool.aclose()
+
+
+def job(function: str, *args: Any, **kwargs: Any) -> bytes:
+    return job_payload(function, serialize(list(args)), serialize(kwargs))
+
+
+async def enqueue_all(pool: ArqRedis, settings: Settings, payloads: Sequence[bytes]) -> list[str]:
+    """Each payload as a job of its own, in order; their ids, which sort in that order too
+    (the queue orders jobs of one millisecond by id)."""
+    run = unique("job")
+    ids = [f"{run}-{i:04d}" for i in range(len(payloads))]
+    for job_id, payload in zip(ids, payloads, strict=True):
+        assert await enqueue(pool, settings.queue_name, job_id, payload)
+    return ids
+
+
+async def replies(pool: ArqRedis, settings: Settings, ids: Sequence[str]) -> list[Any]:
+    return [await wait_reply(pool, settings.queue_name, i, 10) for i in ids]
+
+
+def batch_sizes(caplog: pytest.LogCaptureFixture) -> list[int]:
+    return [r.jobs for r in caplog.records if r.getMessage().startswith("batch of ")]  # type: ignore[attr-defined]
+
+
+def error(reply: Any) -> str:
+    assert reply["ok"] is False, reply
+    return str(reply["error"]["type"])
+
+
+async def test_each_job_of_a_mixed_batch_gets_its_own_answer(
+    settings: Settings, pool: ArqRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner, small = unique(), unique()
+    payloads = [
+        job("put", make_key(owner, "a"), b"x"),  # applied
+        job("put_if_version", make_key(owner, "b"), b"x", 5),  # a conflict
+        job("put", make_key(small, "a"), b"x", max_records_per_owner=1),  # fills its owner
+        job("put", make_key(small, "b"), b"x", max_records_per_owner=1),  # refused: capacity
+        job("put", make_key(owner, "d"), b"x", nope=1),  # an unknown argument
+        job("put"),  # missing arguments
+        job("ops", [{"op": "frobnicate", "id": "op-1", "args": {}}]),  # an unknown write
+        job("ops", [], deadline=1),  # an unknown argument of ops
+        job("apply_batch", "not a list"),  # a wrong type
+        b'{"v":"1.0","f":"put","a":[{"__bytes__":"!!"}],"k":{},"et":1}',  # does not decode
+        b'{"v":"2.0","f":"put","a":[],"k":{},"et":1}',  # another major version
+    ]
+    ids = await enqueue_all(pool, settings, payloads)
+    with caplog.at_level(logging.INFO, logger="taskstore.jobs"):
+        async with running_worker(settings):
+            got = await replies(pool, settings, ids)
+    assert got[0] == {"ok": True, "value": 1}
+    assert error(got[1]) == "VersionConflict"
+    assert got[1]["error"]["fields"]["actual"] == 0
+    assert got[2] == {"ok": True, "value": 1}
+    assert error(got[3]) == "CapacityExceeded"
+    assert error(got[4]) == "InvalidArgument"
+    assert "nope" in got[4]["error"]["message"]
+    assert error(got[5]) == "InvalidArgument"
+    assert got[6]["ok"] is True
+    assert error(got[6]["value"][0]) == "InvalidArgument"
+    assert "frobnicate" in got[6]["value"][0]["error"]["message"]
+    assert error(got[7]) == "InvalidArgument"
+    assert "deadline" in got[7]["error"]["message"]
+    assert error(got[8]) == "InvalidArgument"
+    assert error(got[9]) == "InvalidArgument"
+    assert error(got[10]) == "InvalidArgument"
+    assert "2.0" in got[10]["error"]["message"]
+    assert batch_sizes(caplog)[0] == len(payloads)
+
+
+async def test_same_key_writes_of_one_batch_apply_in_queue_order(
+    settings: Settings, pool: ArqRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = make_key(unique(), "k")
+    payloads = [
+        job("put", key, b"1"),
+        job("put_if_version", key, b"2", 1),
+        job("put_if_version", key, b"3", 2),
+        job("delete", key),
+        job("put", key, b"again"),
+        job("put_if_version", key, b"4", 1),
+    ]
+    ids = await enqueue_all(pool, settings, payloads)
+    with caplog.at_level(logging.INFO, logger="taskstore.jobs"):
+        async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+            got = await replies(pool, settings, ids)
+            record = await client.get(key)
+    assert [r["value"] for r in got] == [1, 2, 3, True, 1, 2]
+    assert (record.data, record.version) == (b"4", 2)
+    assert batch_sizes(caplog)[0] == len(payloads)
+
+
+async def test_a_batch_delivered_again_by_hand_replays_and_applies_nothing_twice(
+    settings: Settings, pool: ArqRedis
+) -> None:
+    owner = unique()
+    keys = [make_key(owner, f"k{i}") for i in range(5)]
+    payloads = [job("put", k, b"first") for k in keys]
+    payloads.append(job("create_task", owner, "tools/call"))
+    ids = await enqueue_all(pool, settings, payloads)
+    async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+        first = await replies(pool, settings, ids)
+        # The same jobs again, under their ids, as a queue that forgot it answered them.
+        for job_id in ids:
+            await pool.delete(job_keys(job_id).result, reply_key(settings.queue_name, job_id))
+        for job_id, payload in zip(ids, payloads, strict=True):
+            assert await enqueue(pool, settings.queue_name, job_id, payload)
+        again = await replies(pool, settings, ids)
+        records = [await client.get(k) for k in keys]
+        tasks = await client.list_tasks(owner)
+    assert again == first
+    assert [r.version for r in records] == [1] * len(keys)
+    assert len(tasks.tasks) == 1
+
+
+async def test_a_deadline_withdraws_only_its_own_job_of_a_batch(
+    settings: Settings, pool: ArqRedis
+) -> None:
+    owner = unique()
+    past, future = int(time.time() * 1000) - 1000, int(time.time() * 1000) + 60_000
+
+    def ops(name: str, deadline_ms: int) -> bytes:
+        args = {"key": make_key(owner, name), "data": b"x"}
+        return job(
+            "ops", [{"op": "put", "id": f"op-{name}", "args": args}], deadline_ms=deadline_ms
+        )
+
+    ids = await enqueue_all(pool, settings, [ops("late", past), ops("on-time", future)])
+    rerun = unique("job")  # a job run again after its worker died always runs
+    await pool.set(job_keys(rerun).tries, 1)
+    assert await enqueue(pool, settings.queue_name, rerun, ops("rerun", past))
+    async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+        late, on_time, again = await replies(pool, settings, [*ids, rerun])
+        assert error(late["value"][0]) == "DeadlineExceeded"
+        assert on_time["value"][0] == {"ok": True, "value": 1}
+        assert again["value"][0] == {"ok": True, "value": 1}
+        assert {key for key, _ in (await client.list_page(owner)).items} == {
+            make_key(owner, "on-time"),
+            make_key(owner, "rerun"),
+        }
+
+
+async def test_arq_speaking_producers_are_served(settings: Settings, pool: ArqRedis) -> None:
+    key = make_key(unique(), "k")
+    async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+        queued = await pool.enqueue_job("put", key, b"from arq", _queue_name=settings.queue_name)
+        assert queued is not None
+        assert await queued.result(timeout=10) == {"ok": True, "value": 1}
+        info = await queued.info()
+        assert info is not None
+        assert (info.function, info.job_try, info.success) == ("put", 1, True)  # type: ignore[attr-defined]
+        assert (await client.get(key)).data == b"from arq"
+
+
+async def test_a_client_has_more_than_one_coalesced_job_in_flight(settings: Settings) -> None:
+    owner = unique()
+    async with TaskStoreClient.connect(settings) as client:
+        first = await client.enqueue_put(make_key(owner, "a"), b"x")
+        second = await client.enqueue_put(make_key(owner, "b"), b"x")
+        assert first.job_id != second.job_id
+        # Both sent before either was answered: no worker runs yet.
+        assert await client.pool.zcard(settings.queue_name) == 2
+        async with running_worker(settings):
+            assert [await first.result(), await second.result()] == [1, 1]
+
+
+@pytest.mark.slow
+async def test_a_job_and_a_batch_longer_than_a_lease_keep_their_claims_and_run_once(
+    redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisProcess(free_ports(1)[0], tmp_path / "store")
+    store.start()
+    settings = isolated_settings(
+        redis_url, "lease", store_url=store.url, lease_s=0.5, reply_timeout_s=30
+    )
+    admin = store.client()
+    try:
+        async with (
+            running_worker(settings) as one,
+            running_worker(settings) as two,
+            TaskStoreClient.connect(settings) as client,
+        ):
+            owner = unique()
+            for size in (1, 5):  # a job alone, then a batch of five
+                keys = [make_key(owner, f"{size}-{i}") for i in range(size)]
+                # Every store write waits 2 s (four leases) once its job is claimed.
+                admin.execute_command("CLIENT", "PAUSE", 2000, "ALL")  # type: ignore[no-untyped-call]
+                handles = [await client.enqueue_put(k, b"x", coalesce=False) for k in keys]
+                with caplog.at_level(logging.WARNING, logger="taskstore.jobs"):
+                    assert [await h.result() for h in handles] == [1] * size
+                for h in handles:
+                    result = deserialize(await client.pool.get(job_keys(h.job_id).result))
+                    assert result["t"] == 1  # claimed once: no other worker took it over
+            ran = sum(
+                state(w.ctx).metrics.value("taskstore_jobs_total", job="put", outcome="ok")
+                for w in (one, two)
+            )
+            assert ran == 6
+        assert not [r for r in caplog.records if "lost the lease" in r.getMessage()]
+    finally:
+        admin.close()
+        store.stop()
+        await drop_test_keys(settings)
