@@ -301,6 +301,17 @@ async def _run_worker_scripts(client: Redis, queue: str) -> None:
     failed = ws.DeadLetterKeys(f"{queue}:failed", f"{queue}:failed:records", f"{queue}:failed:jobs")
     letter = ws.DeadLetterArgs(job, "{}", 1, 10, b"")
     assert await ws.DEAD_LETTER.run(client, failed, letter) == 0
+    put = b'{"v":"1.0","f":"put","a":[],"k":{},"et":0}'
+    assert (await ws.ENQUEUE.run(client, job_keys, ws.EnqueueArgs(job, put))).added == 1
+    claim = (job_keys.job, f"arq:in-progress:{job}", f"arq:retry:{job}")
+    claims = await ws.CLAIM.run(
+        client, ws.ClaimKeys(queue, claim), ws.ClaimArgs(1000, 10, " put ", (job,))
+    )
+    assert len(claims.claimed) == 3
+    ends = (*claim, job_keys.result, job_keys.reply)
+    outcome = (job, "failed", b"{}", b"{}", 0, "{}", b"")
+    finish = ws.FinishKeys(queue, f"{queue}:tally", *failed, ends)
+    assert await ws.FINISH.run(client, finish, ws.FinishArgs(1000, 60, 10, outcome)) == 1
 
 
 async def test_scripts_reload_after_the_server_forgets_them(private_redis: RedisProcess) -> None:
