@@ -23,7 +23,8 @@ upgrade that changes one fails there and nowhere else:
    which ``start_jobs`` does not catch.
 4. **The finish.** ``run_job`` stores a result with ``SET arq:result:<id>``
    and defers a ``Retry`` with ``ZINCRBY`` on the queue, each in a MULTI of a
-   pipeline it gets from ``pool.pipeline()``.
+   pipeline it gets from ``pool.pipeline()``; ``enqueue_job`` (the cron
+   runs' way onto the queue) adds a job with ``ZADD`` in such a MULTI too.
 5. **The pool.** A ``redis_pool`` given in the settings class is the
    worker's pool as it is, under both entry points (arq's CLI builds a plain
    ``Worker`` from the class); jobs see it as ``ctx["redis"]``, with their id
@@ -31,7 +32,8 @@ upgrade that changes one fails there and nowhere else:
 
 ``QueuePool`` is that pool: arq's poll gets from it only the jobs the batch
 path leaves to arq (``arq_poll``), and its pipelines (``ClaimPipeline``) turn
-arq's claim into a lease and let ``on_finish`` count arq's finished jobs.
+arq's claim into a lease, let ``on_finish`` count arq's finished jobs, and
+wake the idle batch path when arq enqueues a job (a cron run, due soon).
 """
 
 from __future__ import annotations
@@ -118,13 +120,14 @@ class QueuePool(ArqRedis):
     """
 
     lease_ms: int = 5000
+    wake_key: str = ""
     on_finish: FinishHook | None = None
     arq_poll: Callable[[], Awaitable[list[bytes]]] | None = None
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         pipe = ClaimPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
         pipe.lease_ms, pipe.queue_name = self.lease_ms, self.default_queue_name
-        pipe.on_finish = self.on_finish
+        pipe.wake_key, pipe.on_finish = self.wake_key, self.on_finish
         return pipe
 
     async def zrangebyscore(self, name: Any, *args: Any, **kwargs: Any) -> Any:
@@ -166,7 +169,15 @@ class ClaimPipeline(Pipeline):
 
     lease_ms: int = 5000
     queue_name: str = ""
+    wake_key: str = ""
     on_finish: FinishHook | None = None
+
+    def zadd(self, name: Any, mapping: Any, *args: Any, **kwargs: Any) -> Any:
+        """arq enqueues a job (a cron run): wake the idle poll so it sees when that is due."""
+        queued = super().zadd(name, mapping, *args, **kwargs)
+        if name == self.queue_name and self.wake_key:
+            super().lpush(self.wake_key, 1)
+        return queued
 
     def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
         queued = super().set(name, value, *args, **kwargs)
@@ -202,6 +213,7 @@ def queue_pool(
     serializer: Any,
     deserializer: Any,
     lease_s: float,
+    wake_key: str,
     on_finish: FinishHook | None = None,
 ) -> QueuePool:
     """The worker's pool, made as ``arq.connections.create_pool`` makes its own."""
@@ -231,5 +243,6 @@ def queue_pool(
     pool.job_deserializer = deserializer
     pool.default_queue_name = queue_name
     pool.lease_ms = int(lease_s * 1000)
+    pool.wake_key = wake_key
     pool.on_finish = on_finish
     return pool

@@ -88,7 +88,8 @@ class BatchPath:
     async def stop(self) -> None:
         """Claim nothing more; let the batches held finish (within the job timeout)."""
         self.pool.arq_poll = None
-        self._loops[0].cancel()
+        for loop in self._loops[:1]:  # the poll: claim nothing more
+            loop.cancel()
         if self._batches:
             await asyncio.wait(self._batches, timeout=self.settings.job_timeout_s)
         for loop in self._loops:
@@ -113,9 +114,9 @@ class BatchPath:
             try:
                 claimed = await self._claim()
                 backoff = 0.05
-            except RedisError as exc:
+            except Exception as exc:  # the poll must outlive any one failure
                 self._slots.release()
-                log.warning("claiming jobs failed, trying again in %.2f s: %s", backoff, exc)
+                log.warning("claiming jobs failed, trying again in %.2f s: %r", backoff, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
                 continue
@@ -203,6 +204,8 @@ class BatchPath:
         except RedisError as exc:
             # Unfinished jobs keep their claims until the leases run out; a re-run replays.
             log.warning("finishing a batch of %d jobs failed: %s", len(claimed), exc)
+        except Exception:
+            log.exception("a batch of %d jobs failed; their leases will run out", len(claimed))
         finally:
             self.held.difference_update(job_id for job_id, _, _ in claimed)
             metrics.running -= len(claimed)

@@ -28,6 +28,7 @@ from worker.batch import BatchPath
 from worker.connections import open_stores, queue_redis_settings
 from worker.context import STATE, WorkerState, state
 from worker.metrics import Metrics
+from worker.queue import wake_key
 from worker.serialization import serialize
 from worker.settings import Settings, load_settings
 
@@ -89,7 +90,13 @@ def worker_settings(settings: Settings) -> type:
 
     def new_pool() -> QueuePool:
         return queue_pool(
-            redis_settings, settings.queue_name, serialize, decode, settings.lease_s, finished
+            redis_settings,
+            settings.queue_name,
+            serialize,
+            decode,
+            settings.lease_s,
+            wake_key(settings.queue_name),
+            finished,
         )
 
     async def startup(ctx: dict[str, Any]) -> None:

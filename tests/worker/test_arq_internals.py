@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from arq.jobs import Job, JobStatus
 from arq.worker import Worker, create_worker
 
+from store.clock import server_ms
 from tests.harness import unique
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
 from worker import tally
@@ -80,9 +80,11 @@ async def test_4_arq_finishes_its_jobs_through_the_pool_s_pipelines(settings: Se
         job = Job(job_id, pool, _queue_name=settings.queue_name, _deserializer=deserialize)
         with pytest.raises(Exception, match="pinned"):
             await job.result(timeout=10)
-        redis: Any = pool
-        counts = await redis.hgetall(tally.minute_key(settings.queue_name))
-        assert int(counts[b"failed"]) == 1
+        now_ms = await server_ms(pool)
+        async with pool.pipeline(transaction=False) as pipe:
+            tally.read_last_hour(pipe, settings.queue_name, now_ms)
+            counts = tally.parse_last_hour(await pipe.execute())
+        assert counts["failed"] == 1
     finish = inspect.getsource(Worker.finish_job)
     assert "tr.set(result_key_prefix + job_id" in finish
     assert "tr.zincrby(self.queue_name, incr_score, job_id)" in finish
