@@ -279,6 +279,8 @@ class BatchPath:
             reply = b"" if job.reply is None else serialize(job.reply)
             defer_ms = min(50 * 2**job.job_try, 2000)
             outcomes += [job_id, job.verdict, stored, reply, defer_ms, record, retry_job]
+        # The script lets go of the claims: renewing them from now on would find them gone.
+        self.held.difference_update(job.job_id for job in batch)
         await FINISH.run(
             self.pool,
             FinishKeys(queue, tally.minute_key(queue), *failed.keys(queue), tuple(keys)),
