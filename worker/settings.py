@@ -62,8 +62,9 @@ class Settings(BaseSettings):
     mcp_tool_modules: str = ""
     default_ttl_ms: int = Field(3_600_000, gt=0)
     max_ttl_ms: int = Field(86_400_000, gt=0)
-    max_tasks_per_owner: int = Field(100, gt=0)
+    max_tasks_per_owner: int = Field(1000, gt=0)
     max_variables_bytes: int = Field(1024 * 1024, gt=0)
+    max_result_bytes: int = Field(1024 * 1024, gt=0, le=3 * 1024 * 1024)
     allow_anonymous: bool = False
     durable_writes: bool = False
     durable_wait_ms: int = Field(1000, gt=0)
@@ -120,6 +121,7 @@ class Settings(BaseSettings):
             default_ttl_ms=self.default_ttl_ms,
             max_ttl_ms=self.max_ttl_ms,
             max_variables_bytes=self.max_variables_bytes,
+            max_result_bytes=self.max_result_bytes,
         )
 
     def security_config(self) -> SecurityConfig:

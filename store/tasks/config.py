@@ -16,7 +16,8 @@ class StoreConfig(BaseModel):
     max_ttl_ms: int | None = Field(24 * HOUR_MS, gt=0, description="None: unbounded")
     max_variables_bytes: int = Field(1024 * 1024, gt=0)
     max_depth: int = Field(10, gt=0)
-    max_string_bytes: int = Field(64 * 1024, gt=0)
+    max_string_bytes: int = Field(64 * 1024, gt=0, description="one string of a variable")
+    max_result_bytes: int = Field(1024 * 1024, gt=0, description="a result or error, in all")
     poll_interval_ms: int = Field(500, gt=0)
     max_retries: int = Field(5, ge=0, description="CAS retries after the first attempt")
 
@@ -34,5 +35,7 @@ class SecurityConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_tasks_per_owner: int = Field(100, gt=0)
+    max_tasks_per_owner: int = Field(1000, gt=0)
+    """Live tasks, finished ones included until their TTL: what an owner holds, not only
+    what runs (see README, Task domain)."""
     allow_anonymous: bool = False

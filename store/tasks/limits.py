@@ -14,8 +14,26 @@ from store.tasks.errors import InvalidParams, VariableSizeExceeded
 from store.tasks.record import canonical_json
 
 
-def check_json_value(name: str, value: Any, config: StoreConfig) -> None:
-    """Refuse values that are not plain JSON, nest too deep or hold too long a string."""
+def check_result(name: str, value: Any, config: StoreConfig) -> None:
+    """A tool's result or error: plain JSON, not too deep, at most ``max_result_bytes`` in all.
+
+    Its strings are not bounded one by one: a tool returns files, pages and
+    reports as one long text.
+    """
+    check_json_value(name, value, config, strings=False)
+    size = len(canonical_json(value))
+    if size > config.max_result_bytes:
+        raise VariableSizeExceeded(
+            f"{name!r} takes {size} bytes, above the limit of {config.max_result_bytes}",
+            name=name,
+            limit=config.max_result_bytes,
+            actual=size,
+        )
+
+
+def check_json_value(name: str, value: Any, config: StoreConfig, *, strings: bool = True) -> None:
+    """Refuse values that are not plain JSON, nest too deep or (``strings``) hold too long
+    a string."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
@@ -33,12 +51,12 @@ def check_json_value(name: str, value: Any, config: StoreConfig) -> None:
                         raise InvalidParams(
                             f"{name!r} has a non-string key {key!r:.40}", variable=name
                         )
-                    _check_string(name, key, config)
+                    _check_string(name, key, config, strings)
                     stack.append((child, depth + 1))
             else:
                 stack.extend((child, depth + 1) for child in item)
         elif isinstance(item, str):
-            _check_string(name, item, config)
+            _check_string(name, item, config, strings)
         elif isinstance(item, float) and not math.isfinite(item):
             raise InvalidParams(f"{name!r} holds {item}, which JSON cannot carry", variable=name)
         elif item is not None and not isinstance(item, bool | int | float):
@@ -47,9 +65,9 @@ def check_json_value(name: str, value: Any, config: StoreConfig) -> None:
             )
 
 
-def _check_string(name: str, text: str, config: StoreConfig) -> None:
+def _check_string(name: str, text: str, config: StoreConfig, bounded: bool = True) -> None:
     size = len(text.encode("utf-8", "surrogatepass"))
-    if size > config.max_string_bytes:
+    if bounded and size > config.max_string_bytes:
         raise VariableSizeExceeded(
             f"{name!r} holds a string of {size} bytes, above {config.max_string_bytes}",
             name=name,

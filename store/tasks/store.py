@@ -43,7 +43,7 @@ from store.tasks.errors import (
     TaskExpired,
     TaskNotFound,
 )
-from store.tasks.limits import check_json_value, merge_variables
+from store.tasks.limits import check_json_value, check_result, merge_variables
 from store.tasks.record import Task, TaskRecord, ms_to_datetime
 from store.tasks.status import TaskStatus, can_transition, suggested_action
 
@@ -175,7 +175,7 @@ class TaskStore:
     async def set_result(
         self, task_id: str, owner_id: str, result: Any, *, op_id: str | None = None
     ) -> TaskRecord:
-        check_json_value("result", result, self.config)
+        check_result("result", result, self.config)
 
         def change(record: TaskRecord, now: int) -> TaskRecord:
             _still_open(record)
@@ -198,7 +198,7 @@ class TaskStore:
         if not target.terminal:
             raise InvalidParams(f"complete_with_result needs a terminal status, not {target.value}")
         message = _message(status_message)
-        check_json_value("result", result, self.config)
+        check_result("result", result, self.config)
 
         def change(record: TaskRecord, now: int) -> TaskRecord:
             moved = _moved(record, target, message, now)
@@ -223,7 +223,7 @@ class TaskStore:
             or not set(error) <= {"code", "message", "data"}
         ):
             raise InvalidParams("error must be a JSON-RPC error: {code: int, message: str, data?}")
-        check_json_value("error", error, self.config)
+        check_result("error", error, self.config)
         message = _message(status_message)
 
         def change(record: TaskRecord, now: int) -> TaskRecord:

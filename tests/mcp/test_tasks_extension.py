@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +13,9 @@ pytest.importorskip("mcp", reason="the mcp extra is not installed")
 
 from mcp import Client
 from mcp.client.extension import ClientExtension
+from mcp.server.auth.middleware.auth_context import auth_context_var
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
@@ -28,6 +32,7 @@ from tests.mcp.poller import (
     start_task,
     text,
     until,
+    update_task,
 )
 from worker.mcp_tasks import InputDeclined, TaskStoreTasks, elicit
 
@@ -186,3 +191,61 @@ async def test_two_servers_on_one_store_answer_each_others_tasks(store: TaskStor
 
 def tasks_running(tasks: TaskStoreTasks) -> int:
     return len(tasks._running)
+
+
+@contextlib.contextmanager
+def signed_in(subject: str) -> Iterator[None]:
+    """Requests sent while this is open come with ``subject``'s access token, as each
+    request over streamable HTTP carries its caller's token."""
+    token = AccessToken(token=f"t-{subject}", client_id="app", scopes=[], subject=subject)
+    reset = auth_context_var.set(AuthenticatedUser(token))
+    try:
+        yield
+    finally:
+        auth_context_var.reset(reset)
+
+
+async def test_two_signed_in_callers_cannot_reach_each_others_tasks(store: TaskStore) -> None:
+    tasks = TaskStoreTasks(store)  # no anonymous callers
+    server = MCPServer("taskstore-owners", extensions=[tasks])
+
+    @server.tool()
+    @tasks.task()
+    async def ask_name() -> str:
+        answer = await elicit("Your name?", {"type": "object", "properties": {"name": {}}})
+        return f"hello {answer['name']}"
+
+    async with client(server, Poller(wait=False)) as c:
+        with pytest.raises(MCPError) as err:
+            await start_task(c, "ask_name", {})  # no token, no anonymous callers
+        assert err.value.error.code == -32602
+        with signed_in("alice"):
+            task_id = await start_task(c, "ask_name", {})
+
+            async def waiting() -> bool:
+                state = await get_task(c.session, task_id)
+                return bool(state["status"] == "input_required")
+
+            await until(waiting)
+            [key] = (await get_task(c.session, task_id))["inputRequests"]
+        with signed_in("bob"):
+            answer = {key: {"action": "accept", "content": {"name": "Mallory"}}}
+            for call in (get_task, cancel_task, lambda s, t: update_task(s, t, answer)):
+                with pytest.raises(MCPError) as err:
+                    await call(c.session, task_id)
+                assert (err.value.error.code, err.value.error.message) == (
+                    -32602,
+                    "task not found",
+                )
+        with signed_in("alice"):
+            assert (await get_task(c.session, task_id))["status"] == "input_required"
+            answer = {key: {"action": "accept", "content": {"name": "Alice"}}}
+            await update_task(c.session, task_id, answer)
+
+            async def completed() -> bool:
+                state = await get_task(c.session, task_id)
+                return bool(state["status"] == "completed")
+
+            await until(completed)
+            state = await get_task(c.session, task_id)
+        assert state["result"]["content"][0]["text"] == "hello Alice"

@@ -301,3 +301,23 @@ async def test_raw_data_under_a_task_key_is_no_task(tasks: TaskStore) -> None:
             await call
     assert (await tasks.list(owner)).tasks == []
     assert (await tasks.backend.get(key)).data == b"not a task record"
+
+
+async def test_a_record_whose_stored_owner_is_another_is_no_task_of_the_key_s_owner(
+    tasks: TaskStore,
+) -> None:
+    alice, bob = unique("alice"), unique("bob")
+    theirs = await tasks.create(bob, "tools/call")
+    # Bob's record copied under Alice's key: the key says Alice, the record says Bob.
+    await tasks.backend.put(make_key(alice, theirs.task_id), theirs.to_bytes())
+    with pytest.raises(TaskNotFound):
+        await tasks.get(theirs.task_id, alice)
+    for change in (
+        tasks.cancel(theirs.task_id, alice),
+        tasks.set_variables(theirs.task_id, alice, {"x": 1}),
+        tasks.complete_with_result(theirs.task_id, alice, "completed", {"r": 1}),
+    ):
+        with pytest.raises(TaskNotFound):
+            await change
+    assert (await tasks.list(alice)).tasks == []
+    assert (await tasks.get(theirs.task_id, bob)).status is TaskStatus.WORKING

@@ -4,11 +4,14 @@ A function decorated ``@durable`` (at module level, so the worker can import
 it) and registered with ``TaskStoreTasks.enable_durable`` becomes a task
 whose work is a ``run_tool`` job on the worker's queue. The MCP server
 process may stop or restart mid-task: the worker stores the outcome in the
-task, and any server process reading the store serves it. A worker that dies
-mid-job is replaced within ``LEASE_S`` and runs the tool again (a tool that is
-not idempotent should not be durable). The worker runs only tools it
-imported itself, from the modules in ``MCP_TOOL_MODULES``, never a function
-a job names.
+task, and any server process reading the store serves it. While the tool
+runs, its job holds its claim as a lease renewed like a write job's, so no
+other worker starts it, however long it runs; it also holds the task's runner
+lease, as a tool running in a server does. A worker that dies mid-job is
+replaced within ``LEASE_S`` and runs the tool again (a tool that is not
+idempotent should not be durable); a job whose task is already finished runs
+nothing. The worker runs only tools it imported itself, from the modules in
+``MCP_TOOL_MODULES``, never a function a job names.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 from mcp_types.jsonrpc import METHOD_NOT_FOUND
 
+from store.tasks.leases import RunnerLeases
 from worker.context import state
+from worker.liveness import lease
 from worker.mcp_tasks.running import TaskRun
 
 JOB = "run_tool"
@@ -68,10 +73,14 @@ async def run_tool(
     ctx: dict[str, Any], task_id: str, owner_id: str, tool: str, arguments: dict[str, Any]
 ) -> None:
     """The worker's job: run the durable tool ``tool`` for the task and store its outcome."""
-    tasks = state(ctx).stores.tasks
+    worker = state(ctx)
+    tasks = worker.stores.tasks
     record = await tasks.get(task_id, owner_id)
-    # No runner lease: if this worker dies, arq runs the job again on another.
-    run = TaskRun(tasks, None, task_id, owner_id, (record.task.poll_interval or 500) / 1000)
+    if record.status.terminal:  # stored by an earlier run whose worker died just after
+        return
+    poll_s = (record.task.poll_interval or 500) / 1000
+    lease_ms = int(worker.settings.mcp_lease_s * 1000)
+    run = TaskRun(tasks, RunnerLeases(tasks), task_id, owner_id, poll_s, lease_ms)
     fn = REGISTRY.get(tool)
 
     async def work() -> CallToolResult:
@@ -85,4 +94,5 @@ async def run_tool(
             raise MCPError(METHOD_NOT_FOUND, f"durable tool {tool!r} asked for input")
         return result
 
-    await run.execute(work)
+    async with lease(ctx):
+        await run.execute(work)

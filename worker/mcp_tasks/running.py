@@ -1,13 +1,17 @@
-"""A tool running as a task in this process: its outcome, its cancel watch, input from its caller.
+"""A tool running as a task: its outcome, its cancel watch, input from its caller.
 
 The run holds a lease on the task while the tool runs (``store.tasks.leases``),
-so the worker fails it if this process dies. It stores the tool's outcome in
-the task: its result once it returns
+so the worker fails it if the process running it dies. It stores the tool's
+outcome in the task: its result once it returns
 (``completed``, a result with ``isError`` included, as SEP-2663 says), the
-JSON-RPC error it raised (``failed``). Every poll interval it reads the task,
-so a ``tasks/cancel`` made through any server process stops it within one.
-``elicit`` puts the task in ``input_required`` with one request and waits on
-those same reads until ``tasks/update`` has answered it.
+JSON-RPC error it raised (``failed``). An outcome always lands: one the store
+refuses (too large, not JSON) fails the task with an error naming the limit;
+a store that fails is tried again under the same op id while the lease is
+held, and if it never answers the lease is left to run out, so the sweep
+fails the task rather than leave it ``working``. Every poll interval the run
+reads the task, so a ``tasks/cancel`` made through any server process stops
+it within one. ``elicit`` puts the task in ``input_required`` with one
+request and waits on those same reads until ``tasks/update`` has answered it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pydantic import BaseModel
 
 from store import StorageError
 from store.tasks import (
+    InvalidParams,
     InvalidTransition,
     TaskError,
     TaskNotFound,
@@ -53,7 +58,7 @@ class InputDeclined(Exception):
 class TaskRun:
     store: TaskStore
     leases: RunnerLeases | None
-    """None where the process's death is handled otherwise (a durable tool's worker job)."""
+    """None where nothing fails the task if the process running it dies (tests)."""
     task_id: str
     owner_id: str
     poll_s: float
@@ -71,25 +76,27 @@ class TaskRun:
             helpers.append(asyncio.create_task(self._renew(self.leases)))
         running: asyncio.Task[HandlerResult] = asyncio.create_task(work())
         helpers.append(asyncio.create_task(self._watch(running)))
+        settled = False
         try:
             result = await running
         except asyncio.CancelledError:
-            return  # cancelled through tasks/cancel: the task says so already
+            settled = True  # cancelled through tasks/cancel: the task says so already
         except MCPError as exc:
-            await self._settle(
-                self.store.fail, exc.error.model_dump(mode="json", exclude_none=True)
-            )
+            error = exc.error.model_dump(mode="json", exclude_none=True)
+            settled = await self._settle(self.store.fail, error)
         except Exception as exc:
             log.exception("task %s: the tool raised", self.task_id)
-            await self._settle(self.store.fail, {"code": INTERNAL_ERROR, "message": str(exc)})
+            error = {"code": INTERNAL_ERROR, "message": str(exc)}
+            settled = await self._settle(self.store.fail, error)
         else:
-            await self._settle(self._complete, _dumped(result))
+            settled = await self._settle(self._complete, _dumped(result))
         finally:
             for helper in helpers:
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
-            if self.leases is not None:
+            # An unsettled task keeps its lease until it runs out, and the sweep fails it.
+            if self.leases is not None and settled:
                 with contextlib.suppress(TaskError, StorageError):
                     await self.leases.release(self.task_id, self.owner_id)
 
@@ -133,16 +140,54 @@ class TaskRun:
                 self._last[:] = [record]
                 self._read.notify_all()
 
-    async def _complete(self, task_id: str, owner_id: str, result: Any) -> Any:
-        return await self.store.complete_with_result(task_id, owner_id, "completed", result)
+    async def _complete(self, task_id: str, owner_id: str, result: Any, *, op_id: str) -> Any:
+        return await self.store.complete_with_result(
+            task_id, owner_id, "completed", result, op_id=op_id
+        )
 
-    async def _settle(self, store: Callable[..., Awaitable[Any]], outcome: Any) -> None:
-        try:
-            await store(self.task_id, self.owner_id, outcome)
-        except InvalidTransition:
-            pass  # cancelled while the outcome was on its way: cancelled it stays
-        except TaskError:
-            log.exception("task %s: its outcome could not be stored", self.task_id)
+    async def _settle(self, store: Callable[..., Awaitable[Any]], outcome: Any) -> bool:
+        """Store the tool's outcome; whether it is settled (stored, or the task went meanwhile).
+
+        An outcome the store refuses is stored as the failure that names why. A
+        failing store is tried again, under the same op id so it lands at most
+        once, for as long as a lease lasts.
+        """
+        held_s = self.lease_ms / 1000 if self.leases is not None else RETRY_FOR_S
+        patience = asyncio.get_running_loop().time() + held_s
+        delay = 0.05
+        op_id = f"outcome:{self.task_id}"
+        while True:
+            try:
+                await store(self.task_id, self.owner_id, outcome, op_id=op_id)
+                return True
+            except (InvalidTransition, TaskNotFound):
+                return True  # cancelled or gone while the outcome was on its way: it stays so
+            except InvalidParams as exc:  # refused as it is: never storable
+                if op_id.startswith("refused:"):
+                    log.error("task %s: even the refusal was refused: %s", self.task_id, exc)
+                    return False
+                log.warning("task %s: the store refused its outcome: %s", self.task_id, exc)
+                store, outcome, op_id = self.store.fail, _refusal(exc), f"refused:{self.task_id}"
+            except TaskError as exc:
+                if asyncio.get_running_loop().time() >= patience:
+                    log.error("task %s: its outcome could not be stored: %s", self.task_id, exc)
+                    return False
+                log.warning("task %s: storing its outcome failed, trying again", self.task_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+
+RETRY_FOR_S = 5.0
+"""How long a run without a lease of its own keeps trying to store its outcome."""
+
+
+def _refusal(exc: InvalidParams) -> dict[str, Any]:
+    """The JSON-RPC error a task fails with when the store refused its tool's outcome."""
+    return {
+        "code": INTERNAL_ERROR,
+        "message": f"the tool's outcome could not be stored: {exc.message}",
+        "data": exc.data,
+    }
 
 
 def _dumped(result: HandlerResult) -> dict[str, Any]:
