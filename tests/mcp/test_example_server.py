@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 from asyncio.subprocess import Process
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,32 +20,12 @@ pytest.importorskip("mcp", reason="the mcp extra is not installed")
 from mcp import Client, StdioServerParameters
 
 from store.tasks.leases import ABANDONED
-from tests.harness import unique
 from tests.mcp.poller import MODERN, Poller, get_task, start_task, text, until
 from tests.servers import free_ports
 from tests.worker.conftest import running_worker
 from worker.settings import Settings, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mcp_server.py"
-
-
-@pytest.fixture
-def env(redis_url: str) -> Iterator[dict[str, str]]:
-    """The example's settings: the test Redis, under a key prefix and queue of its own."""
-    run = unique("mcpex")
-    yield {
-        "TASKSTORE_REDIS_URL": redis_url,
-        "TASKSTORE_KEY_PREFIX": f"{run}-ts",
-        "TASKSTORE_QUEUE_NAME": f"{run}:queue",
-        "TASKSTORE_ALLOW_ANONYMOUS": "true",
-        "TASKSTORE_MCP_LEASE_S": "1",
-    }
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match=f"{run}*", count=1000):
-        client.delete(key)
-    client.close()
 
 
 def stdio(env: dict[str, str], poller: Poller) -> Client:
