@@ -35,7 +35,7 @@ async def durable_sleep_then_echo(text: str, seconds: float) -> str:
 
 
 def build(tasks: TaskStoreTasks) -> MCPServer:
-    server = MCPServer("taskstore-example", extensions=[tasks])
+    server = MCPServer("taskstore-example", extensions=[tasks], middleware=[tasks.middleware])
 
     @server.tool()
     @tasks.task()

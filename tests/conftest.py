@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
@@ -125,3 +127,25 @@ def server_factory(request: pytest.FixtureRequest) -> HarnessFactory:
 async def server(server_factory: HarnessFactory) -> AsyncIterator[Harness]:
     async with server_factory() as h:
         yield h
+
+
+NODE_PACKAGES = ("redis@4", "@modelcontextprotocol/sdk@1")
+"""Node's ``redis`` for the producer, the official TypeScript MCP SDK for the MCP client."""
+
+
+@pytest.fixture(scope="session")
+def node_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the Node.js tests cannot run")
+    given = os.environ.get("TASKSTORE_TEST_NODE_MODULES")
+    if given:
+        yield Path(given)
+        return
+    prefix = tmp_path_factory.mktemp("npm")
+    subprocess.run(
+        ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", *NODE_PACKAGES],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    yield prefix / "node_modules"

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +26,6 @@ from worker.client import TaskStoreClient
 
 HERE = Path(__file__).resolve().parent
 ENQUEUE_LUA = HERE.parents[1] / "worker" / "enqueue.lua"
-
-
-@pytest.fixture(scope="session")
-def node_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed: the Node.js producer cannot run")
-    given = os.environ.get("TASKSTORE_TEST_NODE_MODULES")
-    if given:
-        yield Path(given)
-        return
-    prefix = tmp_path_factory.mktemp("npm")
-    subprocess.run(
-        ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "redis@4"],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    yield prefix / "node_modules"
 
 
 def redis_cli_producer(request: pytest.FixtureRequest) -> tuple[list[str], dict[str, str]]:

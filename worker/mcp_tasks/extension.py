@@ -13,6 +13,9 @@
   2026-07-28, from the store: any server process on it answers for a task
   any other created. An unknown task, an expired one and another owner's
   look the same: ``-32602``. Cancelling a finished task is acknowledged.
+- Clients of protocol 2025-11-25 get SEP-1686's tasks from the same store
+  (``surface_2025``; pass ``middleware=[tasks.middleware]`` to ``MCPServer``):
+  a task either generation created reads through the other.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Literal, TypeVar
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -31,13 +34,22 @@ from mcp_types import CallToolRequestParams, RequestParams
 from mcp_types.jsonrpc import INVALID_PARAMS
 from pydantic import Field, JsonValue
 
-from store.tasks import InvalidTransition, TaskError, TaskNotFound, TaskStore
+from store.tasks import (
+    InvalidTransition,
+    TaskError,
+    TaskNotFound,
+    TaskPage,
+    TaskRecord,
+    TaskStore,
+    wire_2025,
+)
 from store.tasks.leases import RunnerLeases
 from store.tasks.wire_2026 import EXTENSION, PROTOCOL_VERSION, created, detailed
 from worker.client import TaskStoreClient
 from worker.mcp_tasks import durable
 from worker.mcp_tasks.owner import owner_of
 from worker.mcp_tasks.running import TaskRun
+from worker.mcp_tasks.surface_2025 import ListTasksParams, Surface2025
 from worker.queue import enqueue, job_payload
 from worker.serialization import serialize
 
@@ -74,6 +86,9 @@ class TaskStoreTasks(Extension):
         self._modes: dict[str, Mode] = {}
         self._durable: dict[str, str] = {}
         self._running: set[asyncio.Task[None]] = set()
+        self._legacy = Surface2025(self)
+        self.middleware = self._legacy.middleware
+        """For ``MCPServer(middleware=[...])``: tasks for clients of 2025-11-25."""
 
     def enable(self, tool_name: str, mode: Mode = "optional") -> None:
         """Run the tool named ``tool_name`` as a task."""
@@ -99,12 +114,20 @@ class TaskStoreTasks(Extension):
 
         return register
 
-    def methods(self) -> Sequence[MethodBinding]:
-        versions = frozenset({PROTOCOL_VERSION})
+    def mode(self, tool_name: object) -> Literal["optional", "required", "forbidden"]:
+        """How the tool runs as a task: ``forbidden`` for a tool that was not enabled."""
         return (
-            MethodBinding("tasks/get", TaskIdParams, self._get, versions),
-            MethodBinding("tasks/update", UpdateTaskParams, self._update, versions),
-            MethodBinding("tasks/cancel", TaskIdParams, self._cancel, versions),
+            self._modes.get(tool_name, "forbidden") if isinstance(tool_name, str) else "forbidden"
+        )
+
+    def methods(self) -> Sequence[MethodBinding]:
+        modern, legacy = frozenset({PROTOCOL_VERSION}), frozenset({wire_2025.PROTOCOL_VERSION})
+        return (
+            MethodBinding("tasks/get", TaskIdParams, self._get, modern | legacy),
+            MethodBinding("tasks/cancel", TaskIdParams, self._cancel, modern | legacy),
+            MethodBinding("tasks/update", UpdateTaskParams, self._update, modern),
+            MethodBinding("tasks/result", TaskIdParams, self._legacy.result, legacy),
+            MethodBinding("tasks/list", ListTasksParams, self._legacy.list, legacy),
         )
 
     async def intercept_tool_call(
@@ -114,35 +137,61 @@ class TaskStoreTasks(Extension):
         call_next: CallNext,
     ) -> HandlerResult:
         mode = self._modes.get(params.name)
-        if mode is None:
-            return await call_next(ctx)
+        if mode is None or ctx.protocol_version == wire_2025.PROTOCOL_VERSION:
+            return await call_next(ctx)  # at 2025-11-25, the middleware has decided
         if ctx.protocol_version != PROTOCOL_VERSION or not _declared(ctx):
             if mode == "required":
                 require_client_extension(ctx, EXTENSION)
             return await call_next(ctx)
         owner = owner_of(self.allow_anonymous)
-        record = await _answered(self.store.create(owner, "tools/call", self.ttl_ms))
-        tool_ref = self._durable.get(params.name)
-        if tool_ref is not None:
-            await self._enqueue(record.task_id, owner, tool_ref, params.arguments or {})
-            return created(record)
-        poll_s = (record.task.poll_interval or 500) / 1000
-        run = TaskRun(self.store, self.leases, record.task_id, owner, poll_s, self.lease_ms)
 
         async def tool() -> HandlerResult:
             return await call_next(ctx)
 
+        arguments = params.arguments or {}
+        return created(await self.start(ctx, owner, params.name, arguments, self.ttl_ms, tool))
+
+    async def start(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        owner: str,
+        tool_name: str,
+        arguments: dict[str, Any],
+        ttl_ms: int | None,
+        tool: Callable[[], Coroutine[Any, Any, HandlerResult]],
+    ) -> TaskRecord:
+        """Create the task and start its tool: a job on the worker if durable, else ``tool()``
+        in this process under a lease."""
+        record = await _answered(self.store.create(owner, "tools/call", ttl_ms))
+        tool_ref = self._durable.get(tool_name)
+        if tool_ref is not None:
+            await self._enqueue(record.task_id, owner, tool_ref, arguments)
+            return record
+        poll_s = (record.task.poll_interval or 500) / 1000
+        run = TaskRun(self.store, self.leases, record.task_id, owner, poll_s, self.lease_ms)
         # The run starts from a copy of this context, where it marks itself current.
         running = asyncio.create_task(run.execute(tool), context=contextvars.copy_context())
         self._running.add(running)
         running.add_done_callback(self._running.discard)
-        return created(record)
+        return record
+
+    async def read(self, task_id: str, owner: str) -> TaskRecord:
+        return await _answered(self.store.get(task_id, owner))
+
+    async def respond(self, task_id: str, owner: str, answers: dict[str, Any]) -> None:
+        await _answered(self.store.respond(task_id, owner, answers))
+
+    async def page(self, owner: str, cursor: str | None) -> TaskPage:
+        return await _answered(self.store.list(owner, cursor))
 
     async def _get(
         self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams
     ) -> HandlerResult:
         owner = self._caller(ctx)
-        return detailed(await _answered(self.store.get(params.task_id, owner)))
+        record = await self.read(params.task_id, owner)
+        if ctx.protocol_version == wire_2025.PROTOCOL_VERSION:
+            return wire_2025.task_object(record)
+        return detailed(record)
 
     async def _update(
         self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskParams
@@ -155,6 +204,13 @@ class TaskStoreTasks(Extension):
         self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams
     ) -> HandlerResult:
         owner = self._caller(ctx)
+        if ctx.protocol_version == wire_2025.PROTOCOL_VERSION:
+            try:  # SEP-1686: a finished task cannot be cancelled, and says so
+                return wire_2025.task_object(
+                    await _answered(self.store.cancel(params.task_id, owner))
+                )
+            except InvalidTransition as exc:
+                raise MCPError(INVALID_PARAMS, f"task is already {exc.source}") from None
         with contextlib.suppress(InvalidTransition):  # finished already: acknowledged all the same
             await _answered(self.store.cancel(params.task_id, owner))
         return {}
@@ -169,7 +225,8 @@ class TaskStoreTasks(Extension):
         await enqueue(self.queue.pool, self.queue.settings.queue_name, f"tool-{task_id}", payload)
 
     def _caller(self, ctx: ServerRequestContext[Any, Any]) -> str:
-        require_client_extension(ctx, EXTENSION)
+        if ctx.protocol_version != wire_2025.PROTOCOL_VERSION:  # 2025 clients have no extension
+            require_client_extension(ctx, EXTENSION)
         return owner_of(self.allow_anonymous)
 
     async def aclose(self) -> None:
