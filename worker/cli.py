@@ -21,7 +21,9 @@ from redis.exceptions import RedisError
 
 from store import BackendError, StorageError
 from store.redis import EmbeddedRedis, mask_url
+from store.redis import scripts as store_scripts
 from store.redis.connect import is_embedded
+from store.redis.lua import Script
 from store.tasks import TaskError
 from worker import envelope, failed, logs, queue_stats
 from worker.connections import check_queue, open_stores, queue_redis_settings
@@ -29,7 +31,7 @@ from worker.errors import FailedJobNotKept, JobAlreadyQueued
 from worker.liveness import live_workers
 from worker.main import worker_settings
 from worker.queue import wait_reply
-from worker.scripts import ENQUEUE
+from worker.scripts import ENQUEUE, SETTLE
 from worker.settings import Settings, SettingsError, load_settings
 from worker.writes import Stores
 
@@ -99,9 +101,11 @@ def _parser() -> argparse.ArgumentParser:
                        "refuses while live processes use it, unless --force.")  # fmt: skip
     embedded.add_argument("action", choices=["status", "stop"])
     embedded.add_argument("--force", action="store_true", help="stop even while in use")
-    proto = command("protocol", _protocol, "Print the enqueue script every producer loads "
-                    "(PROTOCOL.md), or with --sha its SHA1 for EVALSHA.")  # fmt: skip
-    proto.add_argument("what", choices=["enqueue-script"])
+    proto = command("protocol", _protocol, "Print a script of the job protocol (PROTOCOL.md): "
+                    "the enqueue script every producer loads, the settle script that "
+                    "withdraws a job, and the store's read scripts; or with --sha its SHA1 "
+                    "for EVALSHA.")  # fmt: skip
+    proto.add_argument("what", choices=sorted(PROTOCOL_SCRIPTS))
     proto.add_argument("--sha", action="store_true", help="print only the SHA1")
     get = command("get", _get, "Print one task as JSON.")
     get.add_argument("owner", help="owner id")
@@ -326,8 +330,19 @@ def _embedded(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK if status["running"] == (args.action == "status") else EXIT_FAILED
 
 
+PROTOCOL_SCRIPTS: dict[str, Script[Any, Any, Any]] = {
+    "enqueue-script": ENQUEUE,
+    "settle-script": SETTLE,
+    "get-script": store_scripts.GET,
+    "index-page-script": store_scripts.INDEX_PAGE,
+    "fetch-script": store_scripts.FETCH,
+}
+"""The scripts a producer in any language loads, by the name ``taskstore protocol`` takes."""
+
+
 def _protocol(settings: Settings, args: argparse.Namespace) -> int:
-    sys.stdout.write(ENQUEUE.sha + "\n" if args.sha else ENQUEUE.source)
+    script = PROTOCOL_SCRIPTS[args.what]
+    sys.stdout.write(script.sha + "\n" if args.sha else script.source)
     return EXIT_OK
 
 

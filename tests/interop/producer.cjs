@@ -1,21 +1,23 @@
 // A producer that speaks PROTOCOL.md from Node.js with the `redis` package.
-// Usage: node producer.cjs REDIS_URL QUEUE OWNER ENQUEUE_LUA (NODE_PATH finds `redis`)
+// Usage: node producer.cjs REDIS_URL QUEUE OWNER SCRIPTS_DIR KEY_PREFIX (NODE_PATH finds `redis`)
+// SCRIPTS_DIR holds what `taskstore protocol` prints: enqueue, settle, get, index-page, fetch.
 // Prints one line per case: "<case> <what came back>", as producer.sh does.
 const { readFileSync } = require("node:fs");
 const { createClient } = require("redis");
 
-const [url, queue, owner, scriptPath] = process.argv.slice(2);
+const [url, queue, owner, scripts, prefix] = process.argv.slice(2);
 const client = createClient({ url });
 
 const bytes = (text) => ({ __bytes__: Buffer.from(text).toString("base64") });
 const job = (v, f, k, a = []) => JSON.stringify({ v, f, a, k, et: Date.now() });
 
-let sha;
+const sha = {};
+const tag = `${prefix}:{${owner}}`; // every key of the owner shares its hash tag
 
 async function enqueue(id, payload) {
   const keys = [`arq:job:${id}`, `arq:result:${id}`, queue, `${queue}:wake`, `${queue}:reply:${id}`];
   try {
-    const [queued, jobId] = await client.evalSha(sha, { keys, arguments: [id, payload] });
+    const [queued, jobId] = await client.evalSha(sha.enqueue, { keys, arguments: [id, payload] });
     return `${queued} ${jobId}`;
   } catch (err) {
     return err.message;
@@ -33,7 +35,9 @@ function say(name, value) {
 
 async function main() {
   await client.connect();
-  sha = await client.scriptLoad(readFileSync(scriptPath, "utf8"));
+  for (const name of ["enqueue", "settle", "get", "index-page", "fetch"]) {
+    sha[name] = await client.scriptLoad(readFileSync(`${scripts}/${name}.lua`, "utf8"));
+  }
 
   say("enqueued", await enqueue(`create-${owner}`, job("1.0", "create_task", { owner_id: owner, request_method: "tools/call" })));
   say("create_task", await reply(`create-${owner}`));
@@ -60,6 +64,35 @@ async function main() {
   await client.zAdd(queue, { score: Date.now(), value: `garbage-${owner}` });
   await client.lPush(`${queue}:wake`, "1");
   say("malformed", await reply(`garbage-${owner}`, 1));
+
+  // Reads: a record, a task with its result, a page of the owner's tasks (two steps).
+  const record = await client.evalSha(sha.get, { keys: [`${tag}:t:t`], arguments: [] });
+  say("get_record", `${record[0]} ${record[1]}`);
+  const taskId = JSON.parse(await reply(`create-${owner}`)).value.task.task_id;
+  const done = { task_id: taskId, owner_id: owner, status: "completed", result: { content: [] } };
+  say("enqueued", await enqueue(`done-${owner}`, job("1.0", "complete_with_result", done)));
+  await reply(`done-${owner}`);
+  const [, task] = await client.evalSha(sha.get, { keys: [`${tag}:t:${taskId}`], arguments: [] });
+  say("get_task", task);
+  const [ids] = await client.evalSha(sha["index-page"], { keys: [`${tag}:idx`], arguments: ["1", "", "", "10"] });
+  const keys = [`${tag}:idx`, `${tag}:exp`, ...ids.map((id) => `${tag}:t:${id}`)];
+  const [pruned, versions, data] = await client.evalSha(sha.fetch, { keys, arguments: ids });
+  say("list_page", `${ids.length} ${1 + versions.length + data.length}`);
+  say("list_pruned", pruned);
+
+  // Giving up: a job no worker took is withdrawn; an answered one is left to its reply.
+  const settle = async (q, id) => {
+    const jobKeys = [`arq:job:${id}`, `arq:in-progress:${id}`, `arq:retry:${id}`, `arq:result:${id}`];
+    const keys = [...jobKeys, q, `${q}:reply:${id}`, `${q}:workers`];
+    return client.evalSha(sha.settle, { keys, arguments: [id, "6000"] });
+  };
+  const idle = `${queue}-idle`; // a queue no worker serves
+  const idleKeys = [`arq:job:idle-${owner}`, `arq:result:idle-${owner}`, idle, `${idle}:wake`, `${idle}:reply:idle-${owner}`];
+  await client.evalSha(sha.enqueue, { keys: idleKeys, arguments: [`idle-${owner}`, put] });
+  say("settle_idle", await settle(idle, `idle-${owner}`));
+  say("settle_again", await settle(idle, `idle-${owner}`));
+  say("settle_answered", await settle(queue, `put-${owner}`));
+  await client.del([`${idle}:wake`]);
 
   await client.quit();
 }

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # A producer that speaks PROTOCOL.md with redis-cli alone.
-# Usage: producer.sh REDIS_URL QUEUE OWNER ENQUEUE_LUA
+# Usage: producer.sh REDIS_URL QUEUE OWNER SCRIPTS_DIR KEY_PREFIX
+# SCRIPTS_DIR holds what `taskstore protocol` prints: enqueue, settle, get, index-page, fetch.
 # Prints one line per case: "<case> <what came back>".
 set -euo pipefail
-url=$1 queue=$2 owner=$3 script=$4
+url=$1 queue=$2 owner=$3 scripts=$4 prefix=$5
 r() { redis-cli --no-auth-warning -u "$url" "$@"; }
 
-sha=$(r SCRIPT LOAD "$(cat "$script")")
+sha=$(r SCRIPT LOAD "$(cat "$scripts/enqueue.lua")")
+load() { r SCRIPT LOAD "$(cat "$scripts/$1.lua")"; }
+get_sha=$(load get) page_sha=$(load index-page) fetch_sha=$(load fetch) settle_sha=$(load settle)
+tag="$prefix:{$owner}"  # every key of the owner shares its hash tag
 
 # enqueue ID JOB: EVALSHA the script; prints its two reply lines joined by a space.
 enqueue() {
@@ -47,3 +51,31 @@ r SET "arq:job:garbage-$owner" 'not json' PX 60000 >/dev/null
 r ZADD "$queue" "$(date +%s000)" "garbage-$owner" >/dev/null
 r LPUSH "$queue:wake" 1 >/dev/null
 echo "malformed $(reply "garbage-$owner" 1)"
+
+# Reads: a record, a task with its result, a page of the owner's tasks (two steps).
+echo "get_record $(r EVALSHA "$get_sha" 1 "$tag:t:t" | paste -sd ' ')"
+task_id=$(reply "create-$owner" | sed -E 's/.*"task_id": ?"([^"]+)".*/\1/')
+done_args="{\"task_id\": \"$task_id\", \"owner_id\": \"$owner\", \"status\": \"completed\", \"result\": {\"content\": []}}"
+echo "enqueued $(enqueue "done-$owner" "$(job 1.0 complete_with_result "$done_args")")"
+reply "done-$owner" >/dev/null
+echo "get_task $(r EVALSHA "$get_sha" 1 "$tag:t:$task_id" | tail -n 1)"
+mapfile -t page < <(r EVALSHA "$page_sha" 1 "$tag:idx" 1 "" "" 10)
+ids=("${page[@]:0:$((${#page[@]} / 2))}")
+record_keys=()
+for id in "${ids[@]}"; do record_keys+=("$tag:t:$id"); done
+fetched=$(r EVALSHA "$fetch_sha" $((2 + ${#ids[@]})) "$tag:idx" "$tag:exp" "${record_keys[@]}" "${ids[@]}" | wc -l)
+echo "list_page ${#ids[@]} $fetched"
+
+# Giving up: a job no worker took is withdrawn; an answered one is left to its reply.
+settle() {
+    local q=$1 id=$2
+    r EVALSHA "$settle_sha" 7 "arq:job:$id" "arq:in-progress:$id" "arq:retry:$id" "arq:result:$id" \
+        "$q" "$q:reply:$id" "$q:workers" "$id" 6000
+}
+idle="$queue-idle"  # a queue no worker serves
+r EVALSHA "$sha" 5 "arq:job:idle-$owner" "arq:result:idle-$owner" "$idle" "$idle:wake" \
+    "$idle:reply:idle-$owner" "idle-$owner" "$put" >/dev/null
+echo "settle_idle $(settle "$idle" "idle-$owner")"
+echo "settle_again $(settle "$idle" "idle-$owner")"
+echo "settle_answered $(settle "$queue" "put-$owner")"
+r DEL "$idle:wake" >/dev/null

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from tests.worker.conftest import drop_test_keys, isolated_settings, running_wor
 from worker.client import TaskStoreClient
 
 HERE = Path(__file__).resolve().parent
-ENQUEUE_LUA = HERE.parents[1] / "worker" / "enqueue.lua"
+SCRIPTS = ("enqueue", "settle", "get", "index-page", "fetch")
 
 
 def redis_cli_producer(request: pytest.FixtureRequest) -> tuple[list[str], dict[str, str]]:
@@ -44,16 +45,17 @@ PRODUCERS = {"redis-cli": redis_cli_producer, "node": node_producer}
 
 @pytest.mark.parametrize("producer", sorted(PRODUCERS))
 async def test_a_producer_in_another_language_gets_every_outcome(
-    producer: str, redis_url: str, request: pytest.FixtureRequest
+    producer: str, redis_url: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     argv, env = PRODUCERS[producer](request)
     settings = isolated_settings(redis_url, "interop")
     owner = unique("interop")
+    scripts = printed_scripts(tmp_path)
     try:
         async with running_worker(settings), TaskStoreClient.connect(settings) as client:
             run = await asyncio.to_thread(
                 subprocess.run,
-                [*argv, redis_url, settings.queue_name, owner, str(ENQUEUE_LUA)],
+                [*argv, redis_url, settings.queue_name, owner, str(scripts), settings.key_prefix],
                 env={**os.environ, **env},
                 capture_output=True,
                 text=True,
@@ -67,6 +69,20 @@ async def test_a_producer_in_another_language_gets_every_outcome(
             assert (record.data, record.version) == (b"hello", 1)
     finally:
         await drop_test_keys(settings)
+
+
+def printed_scripts(folder: Path) -> Path:
+    """What ``taskstore protocol`` prints for a producer, one ``<name>.lua`` each."""
+    for name in SCRIPTS:
+        printed = subprocess.run(
+            [sys.executable, "-m", "worker.cli", "protocol", f"{name}-script"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        (folder / f"{name}.lua").write_text(printed.stdout)
+    return folder
 
 
 def _cases(output: str) -> dict[str, list[str]]:
@@ -114,3 +130,15 @@ def check_outcomes(seen: dict[str, list[str]], owner: str) -> None:
         assert error["type"] == "InvalidArgument", (case, error)
         assert words in error["message"], (case, error)
     assert "taskstore: the job is not a JSON object" in seen["refused"][0]
+
+    # Reads, with the store's own scripts: the raw record, the task with its result, a page.
+    assert seen["get_record"] == ["1 hello"]
+    [task] = seen["get_task"]
+    record = json.loads(task)
+    assert (record["ownerId"], record["task"]["status"]) == (owner, "completed")
+    assert record["result"] == {"content": []}
+    assert seen["list_page"] == ["2 5"]  # the task and the raw record; pruned, 2 versions, 2 data
+    # Giving up: withdrawn while no worker took it, then again; an answered job is left alone.
+    assert seen["settle_idle"] == ["withdrawn-no-worker"]
+    assert seen["settle_again"] == ["withdrawn-no-worker"]
+    assert seen["settle_answered"] == ["replied"]

@@ -15,6 +15,7 @@ from store import make_key
 from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
+from worker import jobs
 from worker.arq_internals import job_keys
 from worker.client import TaskStoreClient
 from worker.connections import queue_redis_settings
@@ -245,3 +246,40 @@ async def test_a_job_and_a_batch_longer_than_a_lease_keep_their_claims_and_run_o
         admin.close()
         store.stop()
         await drop_test_keys(settings)
+
+
+BAD_CALLS: dict[str, list[tuple[list[Any], dict[str, Any], str]]] = {
+    # Per job kind: positional and keyword arguments, and what the answer must name.
+    "put": [([], {"key": "o:t", "data": b"x", "nope": 1}, "nope"), ([], {}, "key")],
+    "put_if_version": [([], {"key": "o:t", "data": b"x"}, "expected_version")],
+    "delete": [([], {"key": "o:t", "deadline": 1}, "deadline"), ([5], {}, "")],
+    "create_task": [([], {"owner_id": "o"}, "request_method"), ([], {"owner_id": "o",
+                    "request_method": "tools/call", "ttl_ms": "soon"}, "ttl_ms")],
+    "update_status": [([], {"task_id": "t", "owner_id": "o"}, "status")],
+    "set_variables": [([], {"task_id": "t", "owner_id": "o", "variables": 5}, "variables")],
+    "set_result": [([], {"task_id": "t", "owner_id": "o"}, "result")],
+    "complete_with_result": [([], {"task_id": "t", "owner_id": "o", "status": "done",
+                             "result": {}}, "status")],
+    "cancel_task": [([], {"task_id": "t"}, "owner_id")],
+    "ops": [([[]], {"deadline": 1}, "deadline"), ([], {}, "ops"), (["x"], {}, "ops")],
+    "apply_batch": [([[]], {"deadline_ms": 1}, "deadline_ms"), ([5], {}, "apply_batch")],
+}  # fmt: skip
+
+
+async def test_every_job_kind_answers_bad_arguments_within_a_second(
+    settings: Settings, pool: ArqRedis
+) -> None:
+    assert set(BAD_CALLS) == set(jobs.BATCH_JOBS)
+    cases = [(name, a, k, named) for name, calls in BAD_CALLS.items() for a, k, named in calls]
+    async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+        task = await client.create_task("o", "tools/call")  # the task the task jobs name
+
+        def payload(name: str, a: list[Any], k: dict[str, Any]) -> bytes:
+            return job(name, *a, **{**k, **({"task_id": task.task_id} if "task_id" in k else {})})
+
+        ids = await enqueue_all(pool, settings, [payload(name, a, k) for name, a, k, _ in cases])
+        for job_id, (name, _, _, named) in zip(ids, cases, strict=True):
+            reply = await wait_reply(pool, settings.queue_name, job_id, 1.0)
+            assert reply is not None, f"{name}: no answer within a second"
+            assert error(reply) in {"InvalidArgument", "InvalidParams", "InvalidKey"}, reply
+            assert named in reply["error"]["message"], (name, reply)
