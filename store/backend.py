@@ -78,12 +78,15 @@ class StorageBackend(Protocol):
         created_at_ms: int | None = None,
         op_id: str | None = None,
         max_records_per_owner: int | None = None,
+        op_name: str | None = None,
     ) -> int:
         """Create (version 1) or overwrite (version + 1); return the new version.
 
         With ``op_id``, running the operation again returns its first outcome
         and changes nothing; a ``VersionConflict`` replays only for the same
-        expected version, so a read-and-retry loop may keep its op id.
+        expected version, so a read-and-retry loop may keep its op id. The op
+        id is bound to ``op_name`` (default: the method's name): under another
+        operation it raises ``OpIdReused`` and changes nothing.
 
         ``created_at_ms`` orders the owner's listing and applies only when the
         put creates the key. ``max_records_per_owner`` refuses a new key with
@@ -100,6 +103,7 @@ class StorageBackend(Protocol):
         expires_at_ms: int | None = None,
         created_at_ms: int | None = None,
         op_id: str | None = None,
+        op_name: str | None = None,
     ) -> int:
         """Write only if the live version is ``expected_version``, else ``VersionConflict``."""
         ...

@@ -25,6 +25,7 @@ class Write:
     data: bytes
     expires_at_ms: int | None = None
     op_id: str | None = None
+    op_name: str | None = None
 
 
 Change = Callable[[VersionedRecord], Write | None]
@@ -62,6 +63,7 @@ async def swap(
                 current.version,
                 expires_at_ms=write.expires_at_ms,
                 op_id=write.op_id,
+                op_name=write.op_name,
             )
         except VersionConflict as conflict:
             attempt += 1

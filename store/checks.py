@@ -66,6 +66,15 @@ def check_capacity(value: object) -> int | None:
     return None if value is None else check_positive("max_records_per_owner", value)
 
 
+def check_op_name(value: object, default: str) -> str:
+    """The name an op id is bound to: an identifier, ``default`` when not given."""
+    if value is None:
+        return default
+    if not isinstance(value, str) or not value.isidentifier() or len(value) > 64:
+        raise InvalidArgument(f"op_name must be an identifier of at most 64 chars: {value!r:.80}")
+    return value
+
+
 def check_op_id(value: object) -> str | None:
     if value is None:
         return None
@@ -87,6 +96,8 @@ class WriteRequest:
     created_at_ms: int | None
     op_id: str | None
     capacity: int | None
+    op_name: str
+    """The operation an op id is bound to (``put``, ``put_if_version``, a task operation)."""
 
 
 def write_request(
@@ -99,9 +110,11 @@ def write_request(
     created_at_ms: object = None,
     op_id: object = None,
     max_records_per_owner: object = None,
+    op_name: object = None,
 ) -> WriteRequest:
     """Check a put, or a CAS (``expected_version`` from ``check_version``), for any backend."""
     owner_id, task_id = parse_key(key)
+    default = "put" if expected_version is None else "put_if_version"
     return WriteRequest(
         key,
         owner_id,
@@ -112,6 +125,7 @@ def write_request(
         check_ms("created_at_ms", created_at_ms),
         check_op_id(op_id),
         check_capacity(max_records_per_owner),
+        check_op_name(op_name, default),
     )
 
 
@@ -154,6 +168,7 @@ class CheckedWrites:
         created_at_ms: int | None = None,
         op_id: str | None = None,
         max_records_per_owner: int | None = None,
+        op_name: str | None = None,
     ) -> int:
         return await self._apply_write(
             write_request(
@@ -164,6 +179,7 @@ class CheckedWrites:
                 created_at_ms=created_at_ms,
                 op_id=op_id,
                 max_records_per_owner=max_records_per_owner,
+                op_name=op_name,
             )
         )
 
@@ -176,6 +192,7 @@ class CheckedWrites:
         expires_at_ms: int | None = None,
         created_at_ms: int | None = None,
         op_id: str | None = None,
+        op_name: str | None = None,
     ) -> int:
         return await self._apply_write(
             write_request(
@@ -186,5 +203,6 @@ class CheckedWrites:
                 expires_at_ms=expires_at_ms,
                 created_at_ms=created_at_ms,
                 op_id=op_id,
+                op_name=op_name,
             )
         )

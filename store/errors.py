@@ -46,6 +46,20 @@ class CapacityExceeded(StorageError):
         self.limit = limit
 
 
+class OpIdReused(StorageError):
+    """The op id already names another operation's write; nothing was applied.
+
+    An op id replays the first outcome of the same operation only, so a
+    retried write is safe and a reused id is a caller's bug, not a replay.
+    """
+
+    def __init__(self, op_id: str, first: str, attempted: str) -> None:
+        super().__init__(f"op id {op_id!r} names a {first}; it cannot name a {attempted} too")
+        self.op_id = op_id
+        self.first = first
+        self.attempted = attempted
+
+
 class InvalidArgument(StorageError, ValueError):
     """The call can never succeed as made: wrong type, out of range, malformed."""
 

@@ -15,7 +15,7 @@ from store import checks
 from store.backend import BatchOp, BatchOutcome, Page, StoreStats, VersionedRecord
 from store.clock import Clock, wall_clock_ms
 from store.cursor import decode_cursor, encode_cursor
-from store.errors import CapacityExceeded, NotFound, StorageError, VersionConflict
+from store.errors import CapacityExceeded, NotFound, OpIdReused, StorageError, VersionConflict
 from store.keys import make_key, parse_key, parse_prefix, validate_id
 
 
@@ -47,7 +47,8 @@ class InMemoryBackend(checks.CheckedWrites):
         self._max_record_bytes = max_record_bytes
         self._op_ttl_ms = op_ttl_ms
         self._owners: dict[str, dict[str, _Entry]] = {}
-        self._ops: dict[tuple[str, str], tuple[_Outcome, int]] = {}
+        self._ops: dict[tuple[str, str], tuple[_Outcome, int, str]] = {}
+        """(owner, op id) -> first outcome, when it expires, the operation it is bound to."""
 
     async def __aenter__(self) -> InMemoryBackend:
         return self
@@ -69,13 +70,13 @@ class InMemoryBackend(checks.CheckedWrites):
         owner_id, task_id = parse_key(key)
         op = checks.check_op_id(op_id)
         now = self._clock()
-        replayed = self._replay(owner_id, op, None, now)
+        replayed = self._replay(owner_id, op, "delete", None, now)
         if replayed is not None:
             return bool(replayed)
         records = self._owners.get(owner_id, {})
         entry = records.pop(task_id, None)
         existed = entry is not None and entry.live(now)
-        self._record_op(owner_id, op, existed, now)
+        self._record_op(owner_id, op, "delete", existed, now)
         return existed
 
     async def list_by_prefix(self, prefix: str) -> list[tuple[str, VersionedRecord]]:
@@ -161,7 +162,7 @@ class InMemoryBackend(checks.CheckedWrites):
 
     def _write(self, w: checks.WriteRequest) -> int:
         now = self._clock()
-        replayed = self._replay(w.owner_id, w.op_id, w.expected_version, now)
+        replayed = self._replay(w.owner_id, w.op_id, w.op_name, w.expected_version, now)
         if replayed is not None:
             return int(replayed)
         entry = self._live(w.owner_id, w.task_id, now)
@@ -179,7 +180,7 @@ class InMemoryBackend(checks.CheckedWrites):
             created_at = entry.created_at_ms if entry is not None else (w.created_at_ms or now)
             records[w.task_id] = _Entry(w.data, current + 1, created_at, w.expires_at_ms)
             outcome = current + 1
-        self._record_op(w.owner_id, w.op_id, outcome, now)
+        self._record_op(w.owner_id, w.op_id, w.op_name, outcome, now)
         if isinstance(outcome, StorageError):
             raise outcome
         return outcome
@@ -197,24 +198,29 @@ class InMemoryBackend(checks.CheckedWrites):
         return live
 
     def _replay(
-        self, owner_id: str, op: str | None, expected: int | None, now: int
+        self, owner_id: str, op: str | None, name: str, expected: int | None, now: int
     ) -> int | bool | None:
-        """The first outcome of ``op``; a conflict replays only for the same expected version."""
+        """The first outcome of ``op``; a conflict replays only for the same expected version,
+        and an op id bound to another operation raises ``OpIdReused``."""
         if op is None:
             return None
         seen = self._ops.get((owner_id, op))
         if seen is None or seen[1] <= now:
             return None
-        outcome = seen[0]
+        outcome, _, first = seen
+        if first != name:
+            raise OpIdReused(op, first, name)
         if isinstance(outcome, VersionConflict) and outcome.expected != expected:
             return None
         if isinstance(outcome, StorageError):
             raise outcome
         return outcome
 
-    def _record_op(self, owner_id: str, op: str | None, outcome: _Outcome, now: int) -> None:
+    def _record_op(
+        self, owner_id: str, op: str | None, name: str, outcome: _Outcome, now: int
+    ) -> None:
         if op is not None:
-            self._ops[(owner_id, op)] = (outcome, now + self._op_ttl_ms)
+            self._ops[(owner_id, op)] = (outcome, now + self._op_ttl_ms, name)
 
 
 def _utf8(task_id: str) -> bytes:

@@ -28,6 +28,7 @@ ERRORS: dict[str, type[Exception]] = {
         s.NotFound,
         s.VersionConflict,
         s.CapacityExceeded,
+        s.OpIdReused,
         s.InvalidArgument,
         s.InvalidKey,
         s.RecordTooLarge,

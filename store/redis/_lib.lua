@@ -17,3 +17,10 @@ local function bytes_before(a, b)
   end
   return #a < #b
 end
+
+-- The operation a kept op outcome is bound to: the last field of
+-- "status:value:expected:op_name" (write.lua) or "existed:delete" (delete.lua);
+-- '' for an outcome kept before op ids were bound, which binds nothing.
+local function bound_to(seen)
+  return string.match(seen, ':([%a_][%w_]*)$') or ''
+end

@@ -21,6 +21,7 @@ from store.errors import (
     CapacityExceeded,
     InvalidArgument,
     NotFound,
+    OpIdReused,
     StorageError,
     VersionConflict,
     WriteNotConfirmed,
@@ -34,7 +35,7 @@ from store.redis.keyschema import KeySchema
 from store.redis.lua import BoundScript, NoArgs
 from store.redis.maintenance import Maintenance
 
-_WRITTEN, _CONFLICT = 0, 1
+_WRITTEN, _CONFLICT, _OP_REUSED = 0, 1, 3
 _LIST_CHUNK = 500
 
 
@@ -141,8 +142,10 @@ class RedisBackend(checks.CheckedWrites):
             scripts.DeleteArgs(task_id, op or "", self._op_ttl_ms),
         )
         with backend_errors(key):
-            existed = await self._run(self._delete, call, key)
-        return bool(existed)
+            deleted: scripts.Deleted = await self._run(self._delete, call, key)
+        if deleted.first_op is not None:
+            raise OpIdReused(op or "", deleted.first_op.decode(), "delete")
+        return bool(deleted.existed)
 
     async def list_by_prefix(self, prefix: str) -> list[tuple[str, VersionedRecord]]:
         owner_id = parse_prefix(prefix)
@@ -224,10 +227,10 @@ class RedisBackend(checks.CheckedWrites):
         op = checks.check_op_id(op_id)
         with backend_errors(key):
             seen = await self._redis.get(self.keys.owner(owner_id).op(op))
-        # A write's outcome is "status:version:expected", status 0 when written;
-        # a delete's is "1" or "0".
+        # A write's outcome is "status:version:expected:op_name", status 0 when
+        # written; a delete's is "existed:delete".
         parts = (seen or b"").split(b":")
-        return int(parts[1]) if len(parts) == 3 and parts[0] == b"0" else None
+        return int(parts[1]) if len(parts) >= 3 and parts[0] == b"0" else None
 
     # -- internals ----------------------------------------------------------
 
@@ -259,7 +262,7 @@ class RedisBackend(checks.CheckedWrites):
         )
         return (
             scripts.WriteKeys(keys.record(w.task_id), keys.index, keys.expiry, keys.op(w.op_id)),
-            scripts.WriteArgs(w.task_id, w.data, w.op_id or "", options),
+            scripts.WriteArgs(w.task_id, w.data, w.op_id or "", options, w.op_name),
         )
 
     async def _list_chunk(
@@ -312,6 +315,9 @@ def _written(w: checks.WriteRequest, reply: scripts.Written) -> int:
         return reply.value
     if reply.status == _CONFLICT:
         raise VersionConflict(w.key, reply.expected, reply.value, reply.current_data)
+    if reply.status == _OP_REUSED:
+        first = (reply.current_data or b"").decode()
+        raise OpIdReused(w.op_id or "", first, w.op_name)
     raise CapacityExceeded(w.owner_id, reply.value)
 
 

@@ -2,16 +2,23 @@
 -- KEYS: record, idx, exp, op
 -- ARGV: task_id, op_id, op_ttl_ms
 -- Every key it touches is declared, as in write.lua; the op key only counts with an op id.
--- REPLY: existed
--- 1 if a live record was removed, else 0 (the first outcome for a seen op id).
+-- REPLY: existed, first_op
+-- existed: 1 if a live record was removed, else 0 (the first outcome for a seen
+-- op id). first_op: nil, or the name of the operation a seen op id is bound to
+-- when that is not a delete (then nothing changed). The outcome is kept as
+-- "existed:delete" (see write.lua).
 
 local expiry_key, op_key = KEYS[3], KEYS[4]
 
 if ARGV[2] ~= '' then
   local seen = redis.call('GET', op_key)
   if seen then
+    local first = bound_to(seen)
+    if first ~= '' and first ~= 'delete' then
+      return {0, first}
+    end
     redis.call('PEXPIRE', op_key, ARGV[3])  -- replicated, for a WAIT after it (see write.lua)
-    return tonumber(seen)
+    return {tonumber(string.match(seen, '^(%d+)')), false}
   end
 end
 
@@ -24,6 +31,6 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', expiry_key, ARGV[1])
 if ARGV[2] ~= '' then
-  redis.call('SET', op_key, existed, 'PX', ARGV[3])
+  redis.call('SET', op_key, existed .. ':delete', 'PX', ARGV[3])
 end
-return existed
+return {existed, false}

@@ -51,6 +51,7 @@ class WriteArgs(NamedTuple):
     data: bytes
     op_id: str
     options: str
+    op_name: str
 
 
 class DeleteArgs(NamedTuple):
@@ -80,6 +81,11 @@ class Written(NamedTuple):
     due: int
     expected: int
     current_data: bytes | None
+
+
+class Deleted(NamedTuple):
+    existed: int
+    first_op: bytes | None
 
 
 class Got(NamedTuple):
@@ -117,7 +123,7 @@ def _script(
 
 WRITE = _script("write", WriteKeys, WriteArgs, Written)
 GET = _script("get", RecordKeys, NoArgs, Got)
-DELETE = _script("delete", WriteKeys, DeleteArgs, int)
+DELETE = _script("delete", WriteKeys, DeleteArgs, Deleted)
 INDEX_PAGE = _script("index_page", IndexOnlyKeys, IndexPageArgs, IndexPage)
 FETCH = _script("fetch", ManyRecordsKeys, ManyTasksArgs, Fetched)
 COUNT = _script("count", IndexKeys, NoArgs, int)

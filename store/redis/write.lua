@@ -1,6 +1,6 @@
 -- put and put_if_version: record, indexes, expiry and op outcome in one step.
 -- KEYS: record, idx, exp, op
--- ARGV: task_id, data, op_id, options
+-- ARGV: task_id, data, op_id, options, op_name
 -- Every key it touches is declared; all four share the owner's hash tag, so
 -- one slot. The op key is used only when an op id is given.
 -- options packs "expected_version,expires_at_ms,created_at_ms,capacity,op_ttl_ms"
@@ -10,12 +10,17 @@
 -- status 0 = written (value: new
 --   version), 1 = version conflict (value: actual version, 0 when absent or
 --   expired; current_data: the live record's data, so a retry need not read it),
---   2 = capacity exceeded (value: the bound). due > 0 is the record's expiry
+--   2 = capacity exceeded (value: the bound), 3 = the op id names another
+--   operation (current_data: that operation's name; nothing changed). due > 0
+--   is the record's expiry
 --   when it became the owner's earliest, for the caller to lower the due-index.
 --   expected echoes the expected version the outcome was judged against.
 -- With an op id already seen, the first outcome is returned and nothing
 -- changes but the outcome's own TTL; a conflict replays only for the same
 -- expected version, so the same op retried after a fresh read is a new attempt.
+-- An op id is bound to op_name: its outcome is kept as
+-- "status:value:expected:op_name" (a delete's as "existed:delete"), and the
+-- same op id under another name answers status 3.
 
 local expected, expiry, created, capacity, op_ttl =
   string.match(ARGV[4], '^(%d*),(%d*),(%d*),(%d*),(%d+)$')
@@ -25,7 +30,11 @@ local expiry_key, op_key = KEYS[3], KEYS[4]
 if op_id ~= '' then
   local seen = redis.call('GET', op_key)
   if seen then
-    local status, value, judged = string.match(seen, '^(%d+):(%d+):(%d*)$')
+    local first = bound_to(seen)
+    if first ~= '' and first ~= ARGV[5] then
+      return {3, 0, 0, 0, first}
+    end
+    local status, value, judged = string.match(seen, '^(%d+):(%d+):(%d*)')
     if status ~= '1' or judged == expected then
       -- Refreshing the outcome makes the replay a replicated write, so a WAIT
       -- after it also covers the first run, which may not have reached a replica.
@@ -87,6 +96,6 @@ if status == 0 then
 end
 
 if op_id ~= '' then
-  redis.call('SET', op_key, status .. ':' .. value .. ':' .. expected, 'PX', op_ttl)
+  redis.call('SET', op_key, status .. ':' .. value .. ':' .. expected .. ':' .. ARGV[5], 'PX', op_ttl)
 end
 return {status, value, due, tonumber(expected) or 0, current_data}

@@ -27,6 +27,7 @@ from store.errors import (
     InvalidArgument,
     InvalidKey,
     NotFound,
+    OpIdReused,
     StorageError,
     VersionConflict,
 )
@@ -137,6 +138,7 @@ class TaskStore:
                 created_at_ms=now,
                 op_id=op_id,
                 max_records_per_owner=self.security.max_tasks_per_owner,
+                op_name="create_task",
             )
         return await self.get(task_id, owner) if op_id else record
 
@@ -155,7 +157,7 @@ class TaskStore:
         def change(record: TaskRecord, now: int) -> TaskRecord:
             return _moved(record, target, message, now)
 
-        return await self._mutate(task_id, owner_id, change, op_id)
+        return await self._mutate(task_id, owner_id, change, op_id, "update_status")
 
     async def set_variables(
         self,
@@ -170,7 +172,7 @@ class TaskStore:
             merged = merge_variables(record.variables, variables, self.config)
             return _touched(record, now, variables=merged)
 
-        return await self._mutate(task_id, owner_id, change, op_id)
+        return await self._mutate(task_id, owner_id, change, op_id, "set_variables")
 
     async def set_result(
         self, task_id: str, owner_id: str, result: Any, *, op_id: str | None = None
@@ -181,7 +183,7 @@ class TaskStore:
             _still_open(record)
             return _touched(record, now, result=result)
 
-        return await self._mutate(task_id, owner_id, change, op_id)
+        return await self._mutate(task_id, owner_id, change, op_id, "set_result")
 
     async def complete_with_result(
         self,
@@ -204,7 +206,7 @@ class TaskStore:
             moved = _moved(record, target, message, now)
             return moved.model_copy(update={"result": result})
 
-        return await self._mutate(task_id, owner_id, change, op_id)
+        return await self._mutate(task_id, owner_id, change, op_id, "complete_with_result")
 
     async def fail(
         self,
@@ -230,7 +232,7 @@ class TaskStore:
             moved = _moved(record, TaskStatus.FAILED, message, now)
             return moved.model_copy(update={"error": error})
 
-        return await self._mutate(task_id, owner_id, change, op_id)
+        return await self._mutate(task_id, owner_id, change, op_id, "fail")
 
     async def request_input(
         self,
@@ -256,7 +258,7 @@ class TaskStore:
             moved = _moved(record, TaskStatus.INPUT_REQUIRED, message, now)
             return moved.model_copy(update={"input_requests": keyed, "input_responses": {}})
 
-        return await self._mutate(task_id, owner_id, change, op_id)
+        return await self._mutate(task_id, owner_id, change, op_id, "request_input")
 
     async def respond(
         self,
@@ -287,13 +289,13 @@ class TaskStore:
                 raise Unchanged
             return _touched(record, now, input_responses={**record.input_responses, **new})
 
-        return await self._mutate(task_id, owner_id, change, op_id)
+        return await self._mutate(task_id, owner_id, change, op_id, "respond")
 
     async def cancel(self, task_id: str, owner_id: str, *, op_id: str | None = None) -> TaskRecord:
         def change(record: TaskRecord, now: int) -> TaskRecord:
             return _moved(record, TaskStatus.CANCELLED, None, now)
 
-        return await self._mutate(task_id, owner_id, change, op_id)
+        return await self._mutate(task_id, owner_id, change, op_id, "cancel_task")
 
     async def cleanup_expired(self) -> int:
         with _storage_errors(None):
@@ -302,7 +304,7 @@ class TaskStore:
     # -- internals ------------------------------------------------------------
 
     async def _mutate(
-        self, task_id: str, owner_id: str, change: Change, op_id: str | None
+        self, task_id: str, owner_id: str, change: Change, op_id: str | None, op_name: str
     ) -> TaskRecord:
         """Read, change and compare-and-swap the task (``store.cas.swap``), retried on conflict."""
         owner = self._owner(owner_id)
@@ -318,7 +320,7 @@ class TaskStore:
             except Unchanged:
                 return None
             seen.append(updated)
-            return Write(updated.to_bytes(), record.expires_at_ms, op_id)
+            return Write(updated.to_bytes(), record.expires_at_ms, op_id, op_name)
 
         try:
             with _storage_errors(task_id):
@@ -448,7 +450,7 @@ def _storage_errors(task_id: str | None) -> Iterator[None]:
         raise TaskNotFound(task_id or "") if task_id else InvalidParams(str(exc)) from exc
     except InvalidArgument as exc:
         raise InvalidParams(str(exc)) from exc
-    except VersionConflict:
+    except (VersionConflict, OpIdReused):
         raise
     except (BackendError, StorageError) as exc:
         raise StoreError(f"storage failed: {exc}") from exc

@@ -10,6 +10,7 @@ from store import (
     InvalidArgument,
     InvalidKey,
     NotFound,
+    OpIdReused,
     RecordTooLarge,
     StoreStats,
     VersionConflict,
@@ -290,6 +291,34 @@ async def test_op_id_replays_cas_success_and_conflict(harness: Harness) -> None:
         await harness.backend.put_if_version(key, b"f", 1, op_id="cas-2")
     assert (err.value.expected, err.value.actual) == (1, 2)
     assert await harness.backend.get(key) == VersionedRecord(b"e", 1)
+
+
+async def test_an_op_id_is_bound_to_its_operation(harness: Harness) -> None:
+    backend = harness.backend
+    owner = unique()
+    key, other = make_key(owner, "t"), make_key(owner, "u")
+    assert await backend.put(key, b"a", op_id="op-1") == 1
+    for reuse in (
+        backend.delete(key, op_id="op-1"),
+        backend.put_if_version(key, b"b", 1, op_id="op-1"),
+        backend.put(other, b"b", op_id="op-1", op_name="create_task"),
+    ):
+        with pytest.raises(OpIdReused) as err:
+            await reuse
+        assert (err.value.op_id, err.value.first) == ("op-1", "put")
+    assert await backend.get(key) == VersionedRecord(b"a", 1)
+    with pytest.raises(NotFound):
+        await backend.get(other)
+    assert await backend.put(key, b"a", op_id="op-1") == 1  # the same operation replays
+    assert await backend.delete(key, op_id="del-1") is True
+    with pytest.raises(OpIdReused) as err:
+        await backend.put(key, b"c", op_id="del-1")
+    assert (err.value.first, err.value.attempted) == ("delete", "put")
+    assert await backend.delete(key, op_id="del-1") is True  # replayed
+    with pytest.raises(NotFound):
+        await backend.get(key)
+    # Another owner's op id space is its own.
+    assert await backend.delete(make_key(unique(), "t"), op_id="op-1") is False
 
 
 async def test_op_id_survives_a_read_and_retry_loop(harness: Harness) -> None:

@@ -54,6 +54,10 @@ async function main() {
   const ops = [[{ op: "put", id: `put-${owner}`, args: { key: `${owner}:t`, data: bytes("again") } }]];
   say("enqueued", await enqueue(`ops-${owner}`, job("1.0", "ops", {}, ops)));
   say("ops_replay", await reply(`ops-${owner}`));
+  // The same op id for another operation: refused, nothing applied.
+  const reuse = [[{ op: "delete", id: `put-${owner}`, args: { key: `${owner}:t` } }]];
+  say("enqueued", await enqueue(`reuse-${owner}`, job("1.0", "ops", {}, reuse)));
+  say("op_id_reused", await reply(`reuse-${owner}`));
 
   say("enqueued", await enqueue(`future-${owner}`, job("2.0", "put", {})));
   say("future_version", await reply(`future-${owner}`, 1));

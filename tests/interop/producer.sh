@@ -39,6 +39,10 @@ echo "resent_reply $(reply "put-$owner")"
 ops="[[{\"op\": \"put\", \"id\": \"put-$owner\", \"args\": {\"key\": \"$owner:t\", \"data\": {\"__bytes__\": \"YWdhaW4=\"}}}]]"
 echo "enqueued $(enqueue "ops-$owner" "{\"v\": \"1.0\", \"f\": \"ops\", \"a\": $ops, \"k\": {}, \"et\": 0}")"
 echo "ops_replay $(reply "ops-$owner")"
+# The same op id for another operation: refused, nothing applied.
+reuse="[[{\"op\": \"delete\", \"id\": \"put-$owner\", \"args\": {\"key\": \"$owner:t\"}}]]"
+echo "enqueued $(enqueue "reuse-$owner" "{\"v\": \"1.0\", \"f\": \"ops\", \"a\": $reuse, \"k\": {}, \"et\": 0}")"
+echo "op_id_reused $(reply "reuse-$owner")"
 
 # Jobs that cannot run: each is answered within a second.
 echo "enqueued $(enqueue "future-$owner" "$(job 2.0 put "{}")")"

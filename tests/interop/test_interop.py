@@ -120,6 +120,13 @@ def check_outcomes(seen: dict[str, list[str]], owner: str) -> None:
     # The same op id, alone or inside another job: the first outcome, nothing applied twice.
     assert reply("resent_reply") == {"ok": True, "value": 1}
     assert reply("ops_replay") == {"ok": True, "value": [{"ok": True, "value": 1}]}
+    [reused] = reply("op_id_reused")["value"]
+    assert reused["error"]["type"] == "OpIdReused"
+    assert reused["error"]["fields"] == {
+        "op_id": f"put-{owner}",
+        "first": "put",
+        "attempted": "delete",
+    }
 
     for case, words in [
         ("future_version", "2.0 is not supported"),

@@ -7,10 +7,12 @@ import json
 import re
 from pathlib import Path
 
+from store import StorageError
 from store.tasks import TaskError
 from tests.harness import unique
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
 from worker.client import TaskStoreClient
+from worker import protocol
 from worker.envelope import ERRORS, field_names
 from worker.queue import enqueue, wait_reply
 from worker.scripts import ENQUEUE
@@ -46,6 +48,21 @@ def test_the_operation_table_is_the_declared_writes() -> None:
     assert documented == declared
 
 
+def test_every_error_a_job_can_raise_is_in_the_registry() -> None:
+    """Every storage and task error the code defines crosses the queue whole (so the table,
+    which is the registry, names it); nothing a write raises reaches a producer unnamed."""
+
+    def descendants(cls: type[Exception]) -> set[type[Exception]]:
+        found = set(cls.__subclasses__())
+        for sub in list(found):
+            found |= descendants(sub)
+        return found
+
+    raised = {StorageError, TaskError} | descendants(StorageError) | descendants(TaskError)
+    assert {cls.__name__ for cls in raised} <= set(ERRORS)
+    assert all(ERRORS[cls.__name__] is cls for cls in raised)
+
+
 def test_the_error_table_is_the_envelope_registry() -> None:
     documented = {}
     for kind, fields, code, _ in table("| type |"):
@@ -61,7 +78,7 @@ def test_the_error_table_is_the_envelope_registry() -> None:
 
 
 def test_the_version_and_script_are_the_shipped_ones() -> None:
-    assert 'this is `"1.0"`' in PROTOCOL
+    assert f'this is `"{protocol.VERSION}"`' in PROTOCOL
     assert "EVALSHA <sha> 5 arq:job:<id> arq:result:<id> <queue> <queue>:wake" in PROTOCOL
     assert ENQUEUE.source.count("KEYS[") >= 5
 

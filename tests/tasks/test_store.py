@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 
 import pytest
 
-from store import make_key
+from store import OpIdReused, make_key
 from store.tasks import (
     ConcurrentModification,
     InvalidParams,
@@ -321,3 +321,18 @@ async def test_a_record_whose_stored_owner_is_another_is_no_task_of_the_key_s_ow
             await change
     assert (await tasks.list(alice)).tasks == []
     assert (await tasks.get(theirs.task_id, bob)).status is TaskStatus.WORKING
+
+
+async def test_an_op_id_names_one_operation(tasks: TaskStore) -> None:
+    owner = unique()
+    assert await tasks.backend.put(make_key(owner, "raw"), b"x", op_id="op-1") == 1
+    with pytest.raises(OpIdReused) as err:
+        await tasks.create(owner, "tools/call", op_id="op-1")
+    assert (err.value.first, err.value.attempted) == ("put", "create_task")
+    task = await tasks.create(owner, "tools/call", op_id="op-2")
+    assert (await tasks.create(owner, "tools/call", op_id="op-2")).task_id == task.task_id
+    with pytest.raises(OpIdReused) as err:
+        await tasks.cancel(task.task_id, owner, op_id="op-2")
+    assert (err.value.first, err.value.attempted) == ("create_task", "cancel_task")
+    assert (await tasks.get(task.task_id, owner)).status is TaskStatus.WORKING
+    assert (await tasks.list(owner)).tasks == [await tasks.get(task.task_id, owner)]
