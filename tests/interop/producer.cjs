@@ -29,6 +29,11 @@ async function reply(id, timeoutS = 10) {
   return (await client.blMove(key, key, "RIGHT", "LEFT", timeoutS)) ?? "";
 }
 
+async function runJob(id, payload) {
+  await enqueue(id, payload);
+  return reply(id);
+}
+
 function say(name, value) {
   console.log(`${name} ${value}`);
 }
@@ -97,6 +102,49 @@ async function main() {
   say("settle_again", await settle(idle, `idle-${owner}`));
   say("settle_answered", await settle(queue, `put-${owner}`));
   await client.del([`${idle}:wake`]);
+
+  // One reply of each error a producer can meet, each from a job of its own.
+  const other = `${owner}x`;
+  const nested = (depth) => (depth === 0 ? 1 : { n: nested(depth - 1) });
+  const open = JSON.parse(await runJob(`open-${owner}`, job("1.0", "create_task", { owner_id: owner, request_method: "tools/call" }))).value.task.task_id;
+  const mistakes = {
+    CapacityExceeded: [
+      job("1.0", "put", { key: `${other}:a`, data: bytes("1"), max_records_per_owner: 1 }),
+      job("1.0", "put", { key: `${other}:b`, data: bytes("2"), max_records_per_owner: 1 }),
+    ],
+    InvalidKey: [job("1.0", "put", { key: "no-colon", data: bytes("x") })],
+    RecordTooLarge: [job("1.0", "put", { key: `${owner}:big`, data: { __bytes__: Buffer.alloc(4 * 1024 * 1024 + 1).toString("base64") } })],
+    InvalidParams: [job("1.0", "create_task", { owner_id: owner, request_method: "tools/call", ttl_ms: 10 ** 12 })],
+    TaskNotFound: [job("1.0", "cancel_task", { task_id: "no-such-task", owner_id: owner })],
+    InvalidTransition: [job("1.0", "cancel_task", { task_id: taskId, owner_id: owner })],
+    VariableSizeExceeded: [job("1.0", "set_variables", { task_id: open, owner_id: owner, variables: { deep: nested(12) } })],
+    ResourceExhausted: Array.from({ length: 6 }, () => job("1.0", "create_task", { owner_id: `${owner}y`, request_method: "tools/call" })),
+    DeadlineExceeded: [job("1.0", "ops", { deadline_ms: 1 }, [[{ op: "put", id: "late", args: { key: `${owner}:late`, data: bytes("x") } }]])],
+    InvalidArgument: [job("1.0", "put_if_version", { key: `${owner}:t`, data: bytes("x"), expected_version: 1, nope: 1 })],
+  };
+  for (const [expected, payloads] of Object.entries(mistakes)) {
+    let last;
+    for (const [i, payload] of payloads.entries()) last = await runJob(`${expected}-${i}-${owner}`, payload);
+    say("error", `${expected} ${last}`);
+  }
+
+  // 2,000 single-write jobs, 50 in flight, each on a connection of its own while it waits.
+  const lanes = await Promise.all(Array.from({ length: 50 }, () => client.duplicate().connect()));
+  const answered = new Set();
+  let next = 0;
+  await Promise.all(lanes.map(async (lane) => {
+    while (next < 2000) {
+      const id = `load-${owner}-${next++}`;
+      await enqueue(id, job("1.0", "put", { key: `${owner}:${id}`, data: bytes("x") }));
+      const key = `${queue}:reply:${id}`;
+      const got = await lane.blMove(key, key, "RIGHT", "LEFT", 10);
+      if (got && JSON.parse(got).ok) answered.add(id);
+    }
+  }));
+  let once = 0;
+  for (let i = 0; i < 2000; i++) once += (await client.lLen(`${queue}:reply:load-${owner}-${i}`)) === 1 ? 1 : 0;
+  say("load", `${answered.size} ${once}`);
+  await Promise.all(lanes.map((lane) => lane.quit()));
 
   await client.quit();
 }

@@ -48,7 +48,7 @@ async def test_a_producer_in_another_language_gets_every_outcome(
     producer: str, redis_url: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     argv, env = PRODUCERS[producer](request)
-    settings = isolated_settings(redis_url, "interop")
+    settings = isolated_settings(redis_url, "interop", max_tasks_per_owner=5)
     owner = unique("interop")
     scripts = printed_scripts(tmp_path)
     try:
@@ -65,6 +65,8 @@ async def test_a_producer_in_another_language_gets_every_outcome(
             assert run.returncode == 0, run.stderr
             seen = _cases(run.stdout)
             check_outcomes(seen, owner)
+            if producer == "node":
+                check_node_only(seen)
             record = await client.get(make_key(owner, "t"))
             assert (record.data, record.version) == (b"hello", 1)
     finally:
@@ -149,3 +151,16 @@ def check_outcomes(seen: dict[str, list[str]], owner: str) -> None:
     assert seen["settle_idle"] == ["withdrawn-no-worker"]
     assert seen["settle_again"] == ["withdrawn-no-worker"]
     assert seen["settle_answered"] == ["replied"]
+
+
+def check_node_only(seen: dict[str, list[str]]) -> None:
+    """What the Node.js producer does beyond the shared cases: an error of each kind, a load."""
+    errors = {}
+    for line in seen["error"]:
+        expected, _, reply = line.partition(" ")
+        envelope = json.loads(reply)
+        outcome = envelope["value"][0] if envelope["ok"] else envelope
+        errors[expected] = outcome["error"]["type"]
+    assert errors == {name: name for name in errors}, errors
+    assert len(errors) == 10
+    assert seen["load"] == ["2000 2000"]  # every job answered, each once

@@ -11,8 +11,8 @@ from store import StorageError
 from store.tasks import TaskError
 from tests.harness import unique
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
-from worker.client import TaskStoreClient
 from worker import protocol
+from worker.client import TaskStoreClient
 from worker.envelope import ERRORS, field_names
 from worker.queue import enqueue, wait_reply
 from worker.scripts import ENQUEUE
