@@ -120,11 +120,16 @@ async function main() {
     VariableSizeExceeded: [job("1.0", "set_variables", { task_id: open, owner_id: owner, variables: { deep: nested(12) } })],
     ResourceExhausted: Array.from({ length: 6 }, () => job("1.0", "create_task", { owner_id: `${owner}y`, request_method: "tools/call" })),
     DeadlineExceeded: [job("1.0", "ops", { deadline_ms: 1 }, [[{ op: "put", id: "late", args: { key: `${owner}:late`, data: bytes("x") } }]])],
-    InvalidArgument: [job("1.0", "put_if_version", { key: `${owner}:t`, data: bytes("x"), expected_version: 1, nope: 1 })],
+    "InvalidArgument/unknown": [job("1.0", "put_if_version", { key: `${owner}:t`, data: bytes("x"), expected_version: 1, nope: 1 })],
+    "InvalidArgument/missing": [job("1.0", "put", { key: `${owner}:t` })],
+    "InvalidArgument/type": [job("1.0", "apply_batch", {}, ["not a list"])],
+    "InvalidArgument/version-0": [job("1.0", "put_if_version", { key: `${owner}:t`, data: bytes("x"), expected_version: 0 })],
   };
   for (const [expected, payloads] of Object.entries(mistakes)) {
     let last;
-    for (const [i, payload] of payloads.entries()) last = await runJob(`${expected}-${i}-${owner}`, payload);
+    for (const [i, payload] of payloads.entries()) {
+      last = await runJob(`${expected.replace("/", "-")}-${i}-${owner}`, payload);
+    }
     say("error", `${expected} ${last}`);
   }
 
