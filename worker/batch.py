@@ -34,7 +34,7 @@ from arq.worker import JobExecutionFailed
 from redis.exceptions import RedisError
 
 from store import BackendError, InvalidArgument, VersionConflict
-from worker import envelope, failed, jobs, tally
+from worker import envelope, failed, jobs, tally, tracing
 from worker.arq_internals import QueuePool, job_keys, result_record
 from worker.context import WorkerState
 from worker.errors import OutcomeUnknown
@@ -190,16 +190,19 @@ class BatchPath:
         try:
             batch = [self._read(*c) for c in claimed]
             calls = [call for job in batch for call in job.plan.calls]
-            async with self._in_order:
-                try:
-                    results = await asyncio.wait_for(
-                        execute(self.worker.stores, calls), self.settings.job_timeout_s
-                    )
-                except TimeoutError:
-                    late = BackendError(None, "the batch ran past JOB_TIMEOUT_S")
-                    results = [c if isinstance(c, Exception) else late for c in calls]
-            self._judge(batch, results)
-            await self._finish(batch, started_ms)
+            carried = [job.job.get("tc") for job in batch]
+            ids = [job.job_id for job in batch]
+            with tracing.processing(self.settings.queue_name, carried, ids, len(calls)):
+                async with self._in_order:
+                    try:
+                        results = await asyncio.wait_for(
+                            execute(self.worker.stores, calls), self.settings.job_timeout_s
+                        )
+                    except TimeoutError:
+                        late = BackendError(None, "the batch ran past JOB_TIMEOUT_S")
+                        results = [c if isinstance(c, Exception) else late for c in calls]
+                self._judge(batch, results)
+                await self._finish(batch, started_ms)
             self._report(batch, results, time.perf_counter() - started)
         except RedisError as exc:
             # Unfinished jobs keep their claims until the leases run out; a re-run replays.

@@ -28,7 +28,7 @@ from arq.connections import ArqRedis, create_pool
 from store import BatchOp, BatchOutcome, InvalidArgument, Page, StorageError, VersionedRecord
 from store.redis import EmbeddedRedis
 from store.tasks import TaskPage, TaskRecord
-from worker import writes
+from worker import tracing, writes
 from worker.coalesce import Coalescer
 from worker.connections import check_queue, open_stores, queue_redis_settings
 from worker.envelope import open_envelope
@@ -273,15 +273,18 @@ class TaskStoreClient:
             return _scoped_op_id(scope, op_id)
         return f"{self._fresh_prefix}{next(self._fresh):x}"
 
-    async def _send(self, job_id: str, encoded_ops: bytes) -> None:
-        """Enqueue an ``ops`` job whose deadline is the reply timeout from now.
+    async def _send(self, job_id: str, encoded_ops: bytes, writes: int) -> None:
+        """Enqueue an ``ops`` job whose deadline is the reply timeout from now, as the
+        producer span of the caller's trace.
 
         An id already queued or answered is not added again: the caller waits for that one.
         """
         deadline_ms = int((time.time() + self.settings.reply_timeout_s) * 1000)
         kwargs = b'{"deadline_ms":%d}' % deadline_ms
-        payload = job_payload("ops", b"[" + encoded_ops + b"]", kwargs)
-        await enqueue(self.pool, self.settings.queue_name, job_id, payload)
+        queue = self.settings.queue_name
+        with tracing.sending(queue, job_id, writes) as trace:
+            payload = job_payload("ops", b"[" + encoded_ops + b"]", kwargs, trace)
+            await enqueue(self.pool, queue, job_id, payload)
 
 
 def _op(write: Write[..., Any], op_id: str, args: dict[str, Any]) -> dict[str, Any]:

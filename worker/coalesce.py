@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-Send = Callable[[str, bytes], Awaitable[None]]
-"""Enqueue an ``ops`` job: its id and its list of writes (JSON)."""
+Send = Callable[[str, bytes, int], Awaitable[None]]
+"""Enqueue an ``ops`` job: its id, its list of writes (JSON) and how many they are."""
 Wait = Callable[[str], Awaitable[Any]]
 """The reply of a job by id, or the exception that settles it without one."""
 
@@ -81,7 +81,7 @@ class Coalescer:
 
     async def _flight(self, batch: Batch, job_id: str) -> None:
         try:
-            await self._send(job_id, batch.encoded())
+            await self._send(job_id, batch.encoded(), len(batch.ops))
             batch.enqueued.set_result(job_id)
             batch.reply.set_result(await self._wait(job_id))
         except asyncio.CancelledError:

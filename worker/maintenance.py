@@ -17,6 +17,7 @@ from typing import Any
 from store.errors import StorageError
 from store.tasks import TaskError
 from store.tasks.leases import RunnerLeases
+from worker import tracing
 from worker.context import state
 from worker.liveness import lease
 from worker.scripts import RELEASE_LOCK, LockArgs, LockKeys
@@ -68,6 +69,11 @@ async def _reap(ctx: dict[str, Any]) -> int:
 
 
 async def _maintain(ctx: dict[str, Any], name: str, run: Any) -> int:
+    with tracing.TRACER.start_as_current_span(f"cron {name}", attributes={"taskstore.cron": name}):
+        return await _maintain_locked(ctx, name, run)
+
+
+async def _maintain_locked(ctx: dict[str, Any], name: str, run: Any) -> int:
     token = await _locked(ctx, name)
     if token is None:
         log.info("%s skipped: another run holds the lock", name)

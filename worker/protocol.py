@@ -4,14 +4,15 @@ A job carries ``"v": "<major>.<minor>"``. Minor versions only add (new
 optional fields, new operations); a worker runs any minor of its major and
 refuses, with an error reply, a job of another major. A job without ``v``
 is taken as 1.0, the version arq-speaking producers have always spoken.
-1.1 added the read and settle scripts to the protocol and ``OpIdReused``.
+1.1 added the read and settle scripts to the protocol and ``OpIdReused``;
+1.2 the optional trace context ``tc``.
 """
 
 from __future__ import annotations
 
 import re
 
-VERSION = "1.1"
+VERSION = "1.2"
 MAJOR = int(VERSION.split(".")[0])
 _SHAPE = re.compile(r"(\d{1,4})\.(\d{1,4})")
 

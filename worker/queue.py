@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -35,10 +36,16 @@ def wake_key(queue_name: str) -> str:
     return f"{queue_name}:wake"
 
 
-def job_payload(function: str, args: bytes, kwargs: bytes) -> bytes:
-    """A job (arq's record and the protocol's version), from the JSON of its arguments."""
-    head = json.dumps({"v": protocol.VERSION, "f": function, "et": int(time.time() * 1000)})
-    return b"".join((head[:-1].encode(), b',"a":', args, b',"k":', kwargs, b"}"))
+def job_payload(
+    function: str, args: bytes, kwargs: bytes, trace: Mapping[str, str] | None = None
+) -> bytes:
+    """A job (arq's record and the protocol's version), from the JSON of its arguments;
+    with ``trace``, the W3C trace context it continues (``tc``)."""
+    head: dict[str, Any] = {"v": protocol.VERSION, "f": function, "et": int(time.time() * 1000)}
+    if trace:
+        head["tc"] = dict(trace)
+    fields = json.dumps(head)
+    return b"".join((fields[:-1].encode(), b',"a":', args, b',"k":', kwargs, b"}"))
 
 
 def enqueue_keys(queue_name: str, job_id: str) -> EnqueueKeys:

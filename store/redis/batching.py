@@ -47,6 +47,16 @@ async def run_batch(
     replica confirmed it (always True without ``wait_ms``), in call order."""
     if not calls:
         return []
+    with script.script.span(calls[0][0], len(calls)):
+        return await _run_batch(client, script, calls, wait_ms)
+
+
+async def _run_batch(
+    client: Any,
+    script: BoundScript[Any, Any, Any],
+    calls: Sequence[ScriptCall],
+    wait_ms: int | None,
+) -> list[tuple[Any, bool]]:
     if not isinstance(client, RedisCluster):
         return _paired(await run_pipelined(client, script, calls, wait_ms=wait_ms))
     groups = _by_primary(client, calls)

@@ -18,6 +18,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from importlib import resources
 from typing import Any, Generic, NamedTuple, TypeVar, cast, get_origin, get_type_hints
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from redis.exceptions import NoScriptError
 
 KeysT = TypeVar("KeysT", bound=tuple[Any, ...])
@@ -84,12 +86,30 @@ class Script(Generic[KeysT, ArgsT, ReplyT]):
         """EVALSHA on ``client``; a server that forgot the script (a restart, a promoted
         replica) is sent it once."""
         arguments = self.arguments(keys, args)
-        try:
-            raw = await client.execute_command("EVALSHA", self.sha, *arguments)
-        except NoScriptError:
-            await client.script_load(self.source)
-            raw = await client.execute_command("EVALSHA", self.sha, *arguments)
+        with self.span(keys, 1):
+            try:
+                raw = await client.execute_command("EVALSHA", self.sha, *arguments)
+            except NoScriptError:
+                await client.script_load(self.source)
+                raw = await client.execute_command("EVALSHA", self.sha, *arguments)
         return self.decode(raw)
+
+    def span(self, keys: Sequence[Any], calls: int) -> Any:
+        """The ``CLIENT`` span of ``calls`` calls of this script (database conventions): the
+        script's name and the owner its keys belong to, never an argument."""
+        attributes: dict[str, Any] = {
+            "db.system.name": "redis",
+            "db.operation.name": "EVALSHA",
+            "db.stored_procedure.name": self.name,
+        }
+        if calls > 1:
+            attributes["db.operation.batch.size"] = calls
+        owner = _owner(keys) if calls == 1 else None  # a pipeline may span owners
+        if owner is not None:
+            attributes["taskstore.owner"] = owner
+        return _TRACER.start_as_current_span(
+            f"EVALSHA {self.name}", kind=SpanKind.CLIENT, attributes=attributes
+        )
 
 
 class BoundScript(Generic[KeysT, ArgsT, ReplyT]):
@@ -111,6 +131,17 @@ class BoundScript(Generic[KeysT, ArgsT, ReplyT]):
     def queue(self, pipe: Any, keys: KeysT, args: ArgsT) -> None:
         """Add a call to a non-transactional pipeline; NOSCRIPT comes back as its result."""
         pipe.execute_command("EVALSHA", self.script.sha, *self.script.arguments(keys, args))
+
+
+_TRACER = trace.get_tracer("taskstore.store")
+
+
+def _owner(keys: Sequence[Any]) -> str | None:
+    """The owner id in the hash tag of the first key that has one (``ts:{owner}:...``)."""
+    for key in keys:
+        if isinstance(key, str) and "{" in key:
+            return key.partition("{")[2].partition("}")[0]
+    return None
 
 
 class NoArgs(NamedTuple):

@@ -133,6 +133,13 @@ async function main() {
     say("error", `${expected} ${last}`);
   }
 
+  // A job in the producer's trace: its W3C trace context in "tc" (protocol 1.2).
+  const traced = JSON.stringify({
+    v: "1.2", f: "put", a: [], k: { key: `${owner}:traced`, data: bytes("x") }, et: Date.now(),
+    tc: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" },
+  });
+  say("traced", await runJob(`traced-${owner}`, traced));
+
   // 2,000 single-write jobs, 50 in flight, each on a connection of its own while it waits.
   const lanes = await Promise.all(Array.from({ length: 50 }, () => client.duplicate().connect()));
   const answered = new Set();

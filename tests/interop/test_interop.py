@@ -22,8 +22,10 @@ import pytest
 
 from store import make_key
 from tests.harness import unique
+from tests.tracing import ended, recorded
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
 from worker.client import TaskStoreClient
+from worker.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ("enqueue", "settle", "get", "index-page", "fetch")
@@ -52,25 +54,47 @@ async def test_a_producer_in_another_language_gets_every_outcome(
     owner = unique("interop")
     scripts = printed_scripts(tmp_path)
     try:
-        async with running_worker(settings), TaskStoreClient.connect(settings) as client:
-            run = await asyncio.to_thread(
-                subprocess.run,
-                [*argv, redis_url, settings.queue_name, owner, str(scripts), settings.key_prefix],
-                env={**os.environ, **env},
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-            assert run.returncode == 0, run.stderr
-            seen = _cases(run.stdout)
-            check_outcomes(seen, owner)
-            if producer == "node":
-                check_node_only(seen)
-            record = await client.get(make_key(owner, "t"))
-            assert (record.data, record.version) == (b"hello", 1)
+        with recorded() as spans:
+            async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+                await _produce(argv, env, redis_url, settings, owner, scripts, producer, client)
+                if producer == "node":
+                    process = await ended(
+                        spans,
+                        lambda s: s.name.startswith("process") and s.context.trace_id == TRACE_ID,
+                    )
+                    assert process.parent is not None
+                    assert process.parent.span_id == SPAN_ID  # the worker continued its trace
     finally:
         await drop_test_keys(settings)
+
+
+async def _produce(
+    argv: list[str],
+    env: dict[str, str],
+    redis_url: str,
+    settings: Settings,
+    owner: str,
+    scripts: Path,
+    producer: str,
+    client: TaskStoreClient,
+) -> None:
+    """Run the producer against the worker; check what it saw and what it wrote."""
+    run = await asyncio.to_thread(
+        subprocess.run,
+        [*argv, redis_url, settings.queue_name, owner, str(scripts), settings.key_prefix],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    seen = _cases(run.stdout)
+    check_outcomes(seen, owner)
+    if producer == "node":
+        check_node_only(seen)
+    record = await client.get(make_key(owner, "t"))
+    assert (record.data, record.version) == (b"hello", 1)
 
 
 def printed_scripts(folder: Path) -> Path:
@@ -165,3 +189,8 @@ def check_node_only(seen: dict[str, list[str]]) -> None:
     assert errors == {case: case.partition("/")[0] for case in errors}, errors
     assert len(errors) == 13
     assert seen["load"] == ["2000 2000"]  # every job answered, each once
+    assert json.loads(seen["traced"][0]) == {"ok": True, "value": 1}
+
+
+TRACE_ID, SPAN_ID = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
+"""The trace context the Node.js producer's traced job carries."""

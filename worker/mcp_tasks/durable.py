@@ -28,8 +28,10 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 from mcp_types.jsonrpc import METHOD_NOT_FOUND
+from opentelemetry.trace import SpanKind
 
 from store.tasks.leases import RunnerLeases
+from worker import tracing
 from worker.context import state
 from worker.liveness import lease
 from worker.mcp_tasks.running import TaskRun
@@ -70,9 +72,27 @@ def load(modules: Sequence[str]) -> None:
 
 
 async def run_tool(
+    ctx: dict[str, Any],
+    task_id: str,
+    owner_id: str,
+    tool: str,
+    arguments: dict[str, Any],
+    trace: dict[str, str] | None = None,
+) -> None:
+    """The worker's job: run the durable tool ``tool`` for the task and store its outcome,
+    in the trace of the ``tools/call`` that started it."""
+    with tracing.TRACER.start_as_current_span(
+        f"execute_tool {tool}",
+        context=tracing.context_of(trace),
+        kind=SpanKind.CONSUMER,
+        attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool},
+    ):
+        await _run_tool(ctx, task_id, owner_id, tool, arguments)
+
+
+async def _run_tool(
     ctx: dict[str, Any], task_id: str, owner_id: str, tool: str, arguments: dict[str, Any]
 ) -> None:
-    """The worker's job: run the durable tool ``tool`` for the task and store its outcome."""
     worker = state(ctx)
     tasks = worker.stores.tasks
     record = await tasks.get(task_id, owner_id)

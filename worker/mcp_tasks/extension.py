@@ -45,6 +45,7 @@ from store.tasks import (
 )
 from store.tasks.leases import RunnerLeases
 from store.tasks.wire_2026 import EXTENSION, PROTOCOL_VERSION, created, detailed
+from worker import tracing
 from worker.client import TaskStoreClient
 from worker.mcp_tasks import durable
 from worker.mcp_tasks.owner import owner_of
@@ -220,7 +221,13 @@ class TaskStoreTasks(Extension):
     ) -> None:
         """The worker's ``run_tool`` job for a durable tool's task; its id follows the task's."""
         assert self.queue is not None  # enable_durable saw to it
-        kwargs = {"task_id": task_id, "owner_id": owner, "tool": tool_ref, "arguments": arguments}
+        kwargs = {
+            "task_id": task_id,
+            "owner_id": owner,
+            "tool": tool_ref,
+            "arguments": arguments,
+            "trace": tracing.carrier(),  # the tools/call span, which the worker's run continues
+        }
         payload = job_payload(durable.JOB, b"[]", serialize(kwargs))
         await enqueue(self.queue.pool, self.queue.settings.queue_name, f"tool-{task_id}", payload)
 
