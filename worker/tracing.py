@@ -26,6 +26,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind
 
+from store.tracing import recording
+
 TRACER = trace.get_tracer("taskstore")
 SYSTEM = "taskstore"
 """``messaging.system``: the queue's own name, as no registered system is arq's."""
@@ -48,6 +50,9 @@ def context_of(carried: object) -> Context | None:
 @contextmanager
 def sending(queue: str, job_id: str, writes: int) -> Iterator[dict[str, str]]:
     """The span of one enqueue; what the job carries to continue it."""
+    if not recording():
+        yield {}
+        return
     attributes: dict[str, Any] = {
         "messaging.system": SYSTEM,
         "messaging.operation.name": "send",
@@ -67,6 +72,9 @@ def processing(
     queue: str, carried: Sequence[object], job_ids: Sequence[str], writes: int
 ) -> Iterator[Span]:
     """The span of one batch of jobs: under its jobs' trace, or linked to each of them."""
+    if not recording():
+        yield trace.INVALID_SPAN
+        return
     contexts = [c for c in (context_of(tc) for tc in carried) if c is not None]
     spans = {
         (s.trace_id, s.span_id): s

@@ -12,6 +12,7 @@ read by index.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Coroutine, Sequence
@@ -21,6 +22,8 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast, get_origin, get_type
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from redis.exceptions import NoScriptError
+
+from store.tracing import recording
 
 KeysT = TypeVar("KeysT", bound=tuple[Any, ...])
 ArgsT = TypeVar("ArgsT", bound=tuple[Any, ...])
@@ -97,6 +100,8 @@ class Script(Generic[KeysT, ArgsT, ReplyT]):
     def span(self, keys: Sequence[Any], calls: int) -> Any:
         """The ``CLIENT`` span of ``calls`` calls of this script (database conventions): the
         script's name and the owner its keys belong to, never an argument."""
+        if not recording():
+            return contextlib.nullcontext()
         attributes: dict[str, Any] = {
             "db.system.name": "redis",
             "db.operation.name": "EVALSHA",
