@@ -56,6 +56,16 @@ r ZADD "$queue" "$(date +%s000)" "garbage-$owner" >/dev/null
 r LPUSH "$queue:wake" 1 >/dev/null
 echo "malformed $(reply "garbage-$owner" 1)"
 
+# Argument mistakes: each answered InvalidArgument, naming what is wrong.
+mistake() {
+    echo "enqueued $(enqueue "mistake-$1-$owner" "$2")"
+    echo "mistake $1 $(reply "mistake-$1-$owner")"
+}
+mistake unknown "$(job 1.0 put "{\"key\": \"$owner:t\", \"data\": {\"__bytes__\": \"eA==\"}, \"nope\": 1}")"
+mistake missing "$(job 1.0 put "{\"key\": \"$owner:t\"}")"
+mistake type '{"v": "1.0", "f": "apply_batch", "a": ["not a list"], "k": {}, "et": 0}'
+mistake version-0 "$(job 1.0 put_if_version "{\"key\": \"$owner:t\", \"data\": {\"__bytes__\": \"eA==\"}, \"expected_version\": 0}")"
+
 # Reads: a record, a task with its result, a page of the owner's tasks (two steps).
 echo "get_record $(r EVALSHA "$get_sha" 1 "$tag:t:t" | paste -sd ' ')"
 task_id=$(reply "create-$owner" | sed -E 's/.*"task_id": ?"([^"]+)".*/\1/')
