@@ -27,7 +27,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from arq.worker import JobExecutionFailed
@@ -65,6 +65,10 @@ class _Job:
     """``completed``, ``failed`` (arq's sense: refused, out of tries) or ``retried``."""
     reply: envelope.Envelope | None = None
     result: object = None
+    results: Sequence[Result] = ()
+    """Its calls' results, in order, once the batch ran."""
+    outcomes: list[envelope.Envelope] = field(default_factory=list)
+    """The same as envelopes: what the reply holds, what logs and metrics count."""
 
 
 class BatchPath:
@@ -203,7 +207,7 @@ class BatchPath:
                         results = [c if isinstance(c, Exception) else late for c in calls]
                 self._judge(batch, results)
                 await self._finish(batch, started_ms)
-            self._report(batch, results, time.perf_counter() - started)
+            self._report(batch, time.perf_counter() - started)
         except RedisError as exc:
             # Unfinished jobs keep their claims until the leases run out; a re-run replays.
             log.warning("finishing a batch of %d jobs failed: %s", len(claimed), exc)
@@ -242,24 +246,20 @@ class BatchPath:
         return _Job(job_id, job_try, as_arq, planned, jobs.REFUSE, "failed", None, refused)
 
     def _judge(self, batch: list[_Job], results: Sequence[Result]) -> None:
-        """Each job's verdict and reply: a storage failure is retried while tries remain."""
+        """Each job's results, verdict and reply: a storage failure is retried while tries
+        remain."""
         at = 0
         for job in batch:
-            mine = results[at : at + len(job.plan.calls)]
+            job.results = results[at : at + len(job.plan.calls)]
             at += len(job.plan.calls)
-            job.reply = job.plan.reply([_envelope(r) for r in mine])
+            job.outcomes = [_envelope(r) for r in job.results]
+            job.reply = job.plan.reply(job.outcomes)
             if job.verdict == "failed":
                 continue
-            if any(isinstance(r, RETRYABLE) for r in mine) and (
-                job.job_try < self.settings.max_tries
-            ):
+            failure = next((r for r in job.results if isinstance(r, RETRYABLE)), None)
+            if failure is not None and job.job_try < self.settings.max_tries:
                 job.verdict, job.reply = "retried", None
-                log.warning(
-                    "%s %s: storage failed, will retry: %s",
-                    job.name,
-                    job.job_id,
-                    next(r for r in mine if isinstance(r, RETRYABLE)),
-                )
+                log.warning("%s %s: storage failed, will retry: %s", job.name, job.job_id, failure)
             else:
                 job.result = job.reply
 
@@ -295,22 +295,21 @@ class BatchPath:
             ),
         )
 
-    def _report(self, batch: list[_Job], results: Sequence[Result], seconds: float) -> None:
+    def _report(self, batch: list[_Job], seconds: float) -> None:
         """Metrics per job and write; one log line for the batch, one per job at DEBUG."""
         metrics = self.worker.metrics
         labels = Counter[str]()
-        at = 0
         for job in batch:
-            mine = results[at : at + len(job.plan.calls)]
-            at += len(job.plan.calls)
             counted = Counter[str]()
-            for call, result in zip(job.plan.calls, mine, strict=True):
+            for call, result, outcome in zip(
+                job.plan.calls, job.results, job.outcomes, strict=True
+            ):
                 name = call.write.name if isinstance(call, Call) else "invalid"
                 if isinstance(result, RETRYABLE):
                     metrics.backend_errors.labels(job=name).inc()
                 if job.verdict == "retried":
                     continue
-                label = envelope.label(_envelope(result))
+                label = envelope.label(outcome)
                 counted[label] += 1
                 metrics.jobs.labels(job=name, outcome=label).inc()
                 if label == VersionConflict.__name__:
@@ -334,15 +333,16 @@ class BatchPath:
                 },
             )
         verdicts = Counter(job.verdict for job in batch)
+        writes = sum(len(job.results) for job in batch)
         log.info(
             "batch of %d jobs, %d writes: %s in %.1f ms",
             len(batch),
-            len(results),
+            writes,
             _summary(labels),
             seconds * 1000,
             extra={
                 "jobs": len(batch),
-                "writes": len(results),
+                "writes": writes,
                 "verdicts": dict(verdicts),
                 "outcomes": dict(labels),
                 "duration_ms": round(seconds * 1000, 2),

@@ -48,22 +48,16 @@ async def run_batch(
     if not calls:
         return []
     with script.script.span(calls[0][0], len(calls)):
-        return await _run_batch(client, script, calls, wait_ms)
-
-
-async def _run_batch(
-    client: Any,
-    script: BoundScript[Any, Any, Any],
-    calls: Sequence[ScriptCall],
-    wait_ms: int | None,
-) -> list[tuple[Any, bool]]:
-    if not isinstance(client, RedisCluster):
-        return _paired(await run_pipelined(client, script, calls, wait_ms=wait_ms))
-    groups = _by_primary(client, calls)
-    results = await asyncio.gather(
-        *(run_pipelined(client, script, [calls[i] for i in g], wait_ms=wait_ms) for g in groups),
-        return_exceptions=True,
-    )
+        if not isinstance(client, RedisCluster):
+            return _paired(await run_pipelined(client, script, calls, wait_ms=wait_ms))
+        groups = _by_primary(client, calls)
+        results = await asyncio.gather(
+            *(
+                run_pipelined(client, script, [calls[i] for i in g], wait_ms=wait_ms)
+                for g in groups
+            ),
+            return_exceptions=True,
+        )
     replies: list[tuple[Any, bool]] = [(None, False)] * len(calls)
     for group, result in zip(groups, results, strict=True):
         paired = (
