@@ -42,6 +42,7 @@ class BatchOp:
     created_at_ms: int | None = None
     op_id: str | None = None
     max_records_per_owner: int | None = None
+    sent_at_ms: int | None = None
 
 
 BatchOutcome = int | StorageError
@@ -79,6 +80,7 @@ class StorageBackend(Protocol):
         op_id: str | None = None,
         max_records_per_owner: int | None = None,
         op_name: str | None = None,
+        sent_at_ms: int | None = None,
     ) -> int:
         """Create (version 1) or overwrite (version + 1); return the new version.
 
@@ -86,7 +88,8 @@ class StorageBackend(Protocol):
         and changes nothing; a ``VersionConflict`` replays only for the same
         expected version, so a read-and-retry loop may keep its op id. The op
         id is bound to ``op_name`` (default: the method's name): under another
-        operation it raises ``OpIdReused`` and changes nothing.
+        operation it raises ``OpIdReused`` and changes nothing. ``sent_at_ms``
+        is when the caller sent this attempt; see ``withdraw_op``.
 
         ``created_at_ms`` orders the owner's listing and applies only when the
         put creates the key. ``max_records_per_owner`` refuses a new key with
@@ -104,12 +107,29 @@ class StorageBackend(Protocol):
         created_at_ms: int | None = None,
         op_id: str | None = None,
         op_name: str | None = None,
+        sent_at_ms: int | None = None,
     ) -> int:
         """Write only if the live version is ``expected_version``, else ``VersionConflict``."""
         ...
 
-    async def delete(self, key: str, *, op_id: str | None = None) -> bool:
+    async def delete(
+        self, key: str, *, op_id: str | None = None, sent_at_ms: int | None = None
+    ) -> bool:
         """Remove the record and its index entries; True if a live record was removed."""
+        ...
+
+    async def withdraw_op(self, owner_id: str, op_id: str, sent_at_ms: int) -> bool:
+        """Make sure an op id that was not applied never is, by any attempt sent by then.
+
+        True: nothing was applied under ``op_id`` (a kept ``VersionConflict``
+        counts as nothing), and from now on every write under it whose
+        ``sent_at_ms`` is None or at most this one's raises ``OpWithdrawn``,
+        changing nothing; an attempt sent later is a new one. False: an outcome
+        is kept for it, and running the operation again under the op id replays
+        it. The op id is ``owner_id``'s, as a write's is its key's owner's.
+        This is how a caller that gave up waiting on a queued write learns the
+        truth, even when the queue lost the job or a worker still holds it.
+        """
         ...
 
     async def list_by_prefix(self, prefix: str) -> list[tuple[str, VersionedRecord]]:

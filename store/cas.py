@@ -26,6 +26,7 @@ class Write:
     expires_at_ms: int | None = None
     op_id: str | None = None
     op_name: str | None = None
+    sent_at_ms: int | None = None
 
 
 Change = Callable[[VersionedRecord], Write | None]
@@ -64,6 +65,7 @@ async def swap(
                 expires_at_ms=write.expires_at_ms,
                 op_id=write.op_id,
                 op_name=write.op_name,
+                sent_at_ms=write.sent_at_ms,
             )
         except VersionConflict as conflict:
             attempt += 1

@@ -98,6 +98,8 @@ class WriteRequest:
     capacity: int | None
     op_name: str
     """The operation an op id is bound to (``put``, ``put_if_version``, a task operation)."""
+    sent_at_ms: int | None
+    """When this attempt of the op was sent; a withdrawal refuses attempts up to its own."""
 
 
 def write_request(
@@ -111,6 +113,7 @@ def write_request(
     op_id: object = None,
     max_records_per_owner: object = None,
     op_name: object = None,
+    sent_at_ms: object = None,
 ) -> WriteRequest:
     """Check a put, or a CAS (``expected_version`` from ``check_version``), for any backend."""
     owner_id, task_id = parse_key(key)
@@ -126,6 +129,7 @@ def write_request(
         check_op_id(op_id),
         check_capacity(max_records_per_owner),
         check_op_name(op_name, default),
+        check_ms("sent_at_ms", sent_at_ms),
     )
 
 
@@ -144,6 +148,7 @@ def batch_request(op: object, max_bytes: int) -> WriteRequest:
         created_at_ms=op.created_at_ms,
         op_id=op.op_id,
         max_records_per_owner=op.max_records_per_owner,
+        sent_at_ms=op.sent_at_ms,
     )
 
 
@@ -169,6 +174,7 @@ class CheckedWrites:
         op_id: str | None = None,
         max_records_per_owner: int | None = None,
         op_name: str | None = None,
+        sent_at_ms: int | None = None,
     ) -> int:
         return await self._apply_write(
             write_request(
@@ -180,6 +186,7 @@ class CheckedWrites:
                 op_id=op_id,
                 max_records_per_owner=max_records_per_owner,
                 op_name=op_name,
+                sent_at_ms=sent_at_ms,
             )
         )
 
@@ -193,6 +200,7 @@ class CheckedWrites:
         created_at_ms: int | None = None,
         op_id: str | None = None,
         op_name: str | None = None,
+        sent_at_ms: int | None = None,
     ) -> int:
         return await self._apply_write(
             write_request(
@@ -204,5 +212,6 @@ class CheckedWrites:
                 created_at_ms=created_at_ms,
                 op_id=op_id,
                 op_name=op_name,
+                sent_at_ms=sent_at_ms,
             )
         )

@@ -60,6 +60,19 @@ class OpIdReused(StorageError):
         self.attempted = attempted
 
 
+class OpWithdrawn(StorageError):
+    """The op id was withdrawn (``withdraw_op``) and this attempt was sent before that.
+
+    A caller that gave up on a write was told it was not applied; every copy
+    of the attempt it gave up on is refused from then on, so that stays true.
+    An attempt sent after the withdrawal, under the same op id, is a new one.
+    """
+
+    def __init__(self, op_id: str) -> None:
+        super().__init__(f"op id {op_id!r} was withdrawn; this attempt of it can never apply")
+        self.op_id = op_id
+
+
 class InvalidArgument(StorageError, ValueError):
     """The call can never succeed as made: wrong type, out of range, malformed."""
 

@@ -15,7 +15,14 @@ from store import checks
 from store.backend import BatchOp, BatchOutcome, Page, StoreStats, VersionedRecord
 from store.clock import Clock, wall_clock_ms
 from store.cursor import decode_cursor, encode_cursor
-from store.errors import CapacityExceeded, NotFound, OpIdReused, StorageError, VersionConflict
+from store.errors import (
+    CapacityExceeded,
+    NotFound,
+    OpIdReused,
+    OpWithdrawn,
+    StorageError,
+    VersionConflict,
+)
 from store.keys import make_key, parse_key, parse_prefix, validate_id
 
 
@@ -30,7 +37,14 @@ class _Entry:
         return self.expires_at_ms is None or self.expires_at_ms > now
 
 
-_Outcome = int | bool | StorageError
+@dataclass(frozen=True, slots=True)
+class _Withdrawn:
+    """An op id's fence: attempts sent up to ``sent_at_ms`` can never apply."""
+
+    sent_at_ms: int
+
+
+_Outcome = int | bool | StorageError | _Withdrawn
 
 
 class InMemoryBackend(checks.CheckedWrites):
@@ -66,11 +80,14 @@ class InMemoryBackend(checks.CheckedWrites):
             raise NotFound(key)
         return VersionedRecord(entry.data, entry.version)
 
-    async def delete(self, key: str, *, op_id: str | None = None) -> bool:
+    async def delete(
+        self, key: str, *, op_id: str | None = None, sent_at_ms: int | None = None
+    ) -> bool:
         owner_id, task_id = parse_key(key)
         op = checks.check_op_id(op_id)
+        sent = checks.check_ms("sent_at_ms", sent_at_ms)
         now = self._clock()
-        replayed = self._replay(owner_id, op, "delete", None, now)
+        replayed = self._replay(owner_id, op, "delete", None, sent, now)
         if replayed is not None:
             return bool(replayed)
         records = self._owners.get(owner_id, {})
@@ -149,6 +166,21 @@ class InMemoryBackend(checks.CheckedWrites):
             return None
         return None if isinstance(seen[0], bool) else seen[0]
 
+    async def withdraw_op(self, owner_id: str, op_id: str, sent_at_ms: int) -> bool:
+        validate_id(owner_id, "owner id")
+        op = checks.check_op_id(op_id) or ""
+        sent = checks.check_ms("sent_at_ms", sent_at_ms) or 0
+        now = self._clock()
+        seen = self._ops.get((owner_id, op))
+        if seen is not None and seen[1] > now:
+            outcome = seen[0]
+            if isinstance(outcome, _Withdrawn):
+                sent = max(sent, outcome.sent_at_ms)
+            elif not isinstance(outcome, VersionConflict):
+                return False
+        self._ops[(owner_id, op)] = (_Withdrawn(sent), now + self._op_ttl_ms, "")
+        return True
+
     async def reap_orphans(
         self, *, full_pass: bool = False, progress: Callable[[int, int], None] | None = None
     ) -> int:
@@ -162,7 +194,9 @@ class InMemoryBackend(checks.CheckedWrites):
 
     def _write(self, w: checks.WriteRequest) -> int:
         now = self._clock()
-        replayed = self._replay(w.owner_id, w.op_id, w.op_name, w.expected_version, now)
+        replayed = self._replay(
+            w.owner_id, w.op_id, w.op_name, w.expected_version, w.sent_at_ms, now
+        )
         if replayed is not None:
             return int(replayed)
         entry = self._live(w.owner_id, w.task_id, now)
@@ -198,16 +232,27 @@ class InMemoryBackend(checks.CheckedWrites):
         return live
 
     def _replay(
-        self, owner_id: str, op: str | None, name: str, expected: int | None, now: int
+        self,
+        owner_id: str,
+        op: str | None,
+        name: str,
+        expected: int | None,
+        sent: int | None,
+        now: int,
     ) -> int | bool | None:
         """The first outcome of ``op``; a conflict replays only for the same expected version,
-        and an op id bound to another operation raises ``OpIdReused``."""
+        an op id bound to another operation raises ``OpIdReused``, and an attempt sent
+        before the op id's withdrawal raises ``OpWithdrawn``."""
         if op is None:
             return None
         seen = self._ops.get((owner_id, op))
         if seen is None or seen[1] <= now:
             return None
         outcome, _, first = seen
+        if isinstance(outcome, _Withdrawn):
+            if sent is None or sent <= outcome.sent_at_ms:
+                raise OpWithdrawn(op)
+            return None
         if first != name:
             raise OpIdReused(op, first, name)
         if isinstance(outcome, VersionConflict) and outcome.expected != expected:

@@ -53,6 +53,19 @@ async def memory_harness() -> AsyncIterator[Harness]:
         yield Harness(backend, now, advance, "memory", clock)
 
 
+async def until(check: Callable[[], Any], timeout_s: float = 15) -> None:
+    """Poll ``check`` (plain or async) until it holds; fail after ``timeout_s``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = check()
+        if isinstance(value, Awaitable):
+            value = await value
+        if value:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.05)
+
+
 async def sleep_ms(ms: int) -> None:
     await asyncio.sleep(ms / 1000)
 

@@ -100,8 +100,10 @@ class RedisProcess:
         password: str | None = None,
         username: str | None = None,
         tls: TlsFiles | None = None,
+        config: Path | None = None,
     ) -> None:
         self.port = port
+        self.config = config
         self.directory = directory
         self.password = password
         self.username = username
@@ -136,6 +138,7 @@ class RedisProcess:
         self.process = subprocess.Popen(
             [
                 server_binary(),
+                *((str(self.config),) if self.config else ()),
                 "--bind", "127.0.0.1",
                 *(("--port", "0", "--tls-port") if self.tls else ("--port",)), str(self.port),
                 "--dir", str(self.directory),
@@ -230,3 +233,72 @@ class LocalCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+class SentinelGroup:
+    """A primary, its replica and three sentinels watching them, as service ``service``.
+
+    Sentinels judge a primary down after a second without an answer, so a
+    failover takes a few seconds; ``url`` is the ``redis+sentinel`` URL of it.
+    """
+
+    def __init__(self, directory: Path, service: str = "queue") -> None:
+        ports = free_ports(5)
+        self.service = service
+        fast = ("--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1")
+        self.primary = RedisProcess(ports[0], directory / "primary", *fast)
+        self.replica = RedisProcess(
+            ports[1], directory / "replica", *fast, "--replicaof", "127.0.0.1", str(ports[0])
+        )
+        self.sentinels = []
+        for port in ports[2:]:
+            folder = directory / f"sentinel-{port}"
+            folder.mkdir(parents=True, exist_ok=True)
+            config = folder / "sentinel.conf"  # Sentinel rewrites its configuration file
+            config.write_text(
+                f"sentinel monitor {service} 127.0.0.1 {ports[0]} 2\n"
+                f"sentinel down-after-milliseconds {service} 1000\n"
+                f"sentinel failover-timeout {service} 5000\n"
+            )
+            self.sentinels.append(RedisProcess(port, folder, "--sentinel", config=config))
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self.primary.start()
+        self.replica.start()
+        for sentinel in self.sentinels:
+            sentinel.start()
+        wait_for(self.replica.synced, "the replica to sync", timeout_s)
+        wait_for(lambda: self.known_by_all(self.primary.port), "sentinels to agree", timeout_s)
+
+    def primary_port(self) -> int | None:
+        """The port the sentinels name as the primary now (None before they answer)."""
+        try:
+            sentinel: Any = self.sentinels[0].client()
+            host = sentinel.sentinel_get_master_addr_by_name(self.service)
+        except redis.RedisError:
+            return None
+        return int(host[1]) if host else None
+
+    def known_by_all(self, port: int) -> bool:
+        """Every sentinel names ``port`` as the primary and sees the others and a replica."""
+        for sentinel in self.sentinels:
+            try:
+                master: Any = sentinel.client().sentinel_master(self.service)  # type: ignore[no-untyped-call]
+            except redis.RedisError:
+                return False
+            if (
+                int(master["port"]) != port
+                or master["num-other-sentinels"] < 2
+                or master["num-slaves"] < 1
+            ):
+                return False
+        return True
+
+    def stop(self) -> None:
+        for process in (*self.sentinels, self.replica, self.primary):
+            process.stop()

@@ -42,7 +42,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 from arq.constants import (
     in_progress_key_prefix,
     job_key_prefix,
@@ -208,7 +208,7 @@ class ClaimPipeline(Pipeline):
 
 
 def queue_pool(
-    redis_settings: RedisSettings,
+    pool: QueuePool,
     queue_name: str,
     serializer: Any,
     deserializer: Any,
@@ -216,29 +216,8 @@ def queue_pool(
     wake_key: str,
     on_finish: FinishHook | None = None,
 ) -> QueuePool:
-    """The worker's pool, made as ``arq.connections.create_pool`` makes its own."""
-    s = redis_settings
-    pool = QueuePool(
-        host=s.host,
-        port=s.port,
-        unix_socket_path=s.unix_socket_path,
-        db=s.database,
-        username=s.username,
-        password=s.password,
-        socket_connect_timeout=s.conn_timeout,
-        ssl=s.ssl,
-        ssl_keyfile=s.ssl_keyfile,
-        ssl_certfile=s.ssl_certfile,
-        ssl_cert_reqs=s.ssl_cert_reqs,
-        ssl_ca_certs=s.ssl_ca_certs,
-        ssl_ca_data=s.ssl_ca_data,
-        ssl_check_hostname=s.ssl_check_hostname,
-        retry=s.retry,
-        retry_on_timeout=s.retry_on_timeout,
-        retry_on_error=s.retry_on_error,
-        max_connections=s.max_connections,
-        encoding="utf8",
-    )
+    """The worker's pool (see ``worker.connections.queue_client``), set up as
+    ``arq.connections.create_pool`` sets up its own."""
     pool.job_serializer = serializer
     pool.job_deserializer = deserializer
     pool.default_queue_name = queue_name

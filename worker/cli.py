@@ -26,7 +26,7 @@ from store.redis.connect import is_embedded
 from store.redis.lua import Script
 from store.tasks import TaskError
 from worker import envelope, failed, logs, queue_stats
-from worker.connections import check_queue, open_stores, queue_redis_settings
+from worker.connections import check_queue, open_stores, queue_client, queue_redis_settings
 from worker.errors import FailedJobNotKept, JobAlreadyQueued
 from worker.liveness import live_workers
 from worker.main import worker_settings
@@ -244,7 +244,12 @@ async def _queue_pool(settings: Settings, retries: int | None = None) -> AsyncIt
     if retries is not None:
         redis_settings.conn_retries = retries
     try:
-        pool = await create_pool(redis_settings)
+        # arq's own Sentinel client takes no TLS files and no sentinel password.
+        pool = (
+            queue_client(settings, redis_settings, ArqRedis)
+            if redis_settings.sentinel
+            else await create_pool(redis_settings)
+        )
         try:
             yield pool
         finally:
@@ -333,6 +338,7 @@ def _embedded(settings: Settings, args: argparse.Namespace) -> int:
 PROTOCOL_SCRIPTS: dict[str, Script[Any, Any, Any]] = {
     "enqueue-script": ENQUEUE,
     "settle-script": SETTLE,
+    "withdraw-script": store_scripts.WITHDRAW,
     "get-script": store_scripts.GET,
     "index-page-script": store_scripts.INDEX_PAGE,
     "fetch-script": store_scripts.FETCH,

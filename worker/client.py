@@ -6,8 +6,9 @@ share one job of up to ``COALESCE_MAX_OPS`` writes, each with its own op id
 and outcome; ``coalesce=False`` sends a write alone, in a job whose id is its
 op id. Outcomes come back on a per-job reply list that the client waits on
 with BLMOVE, so a call returns within milliseconds of the worker finishing;
-``worker.handle`` says how a job is settled at its deadline. Reads skip the
-queue and go straight to the store.
+``worker.handle`` says how a job is settled at its deadline, and the store
+settles the writes of a job the queue no longer holds. Reads skip the queue
+and go straight to the store.
 """
 
 from __future__ import annotations
@@ -16,24 +17,28 @@ import asyncio
 import functools
 import hashlib
 import itertools
+import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from arq.connections import ArqRedis, create_pool
+from arq.connections import ArqRedis
 
 from store import BatchOp, BatchOutcome, InvalidArgument, Page, StorageError, VersionedRecord
 from store.redis import EmbeddedRedis
-from store.tasks import TaskPage, TaskRecord
-from worker import tracing, writes
+from store.tasks import TaskError, TaskPage, TaskRecord
+from worker import envelope, tracing, writes
 from worker.coalesce import Coalescer
-from worker.connections import check_queue, open_stores, queue_redis_settings
-from worker.envelope import open_envelope
+from worker.connections import check_queue, open_stores, queue_client, queue_redis_settings
+from worker.envelope import Envelope, open_envelope
+from worker.errors import DeadlineExceeded, NoWorkerAlive, OutcomeUnknown
 from worker.handle import JobHandle, ReplyTimeout, await_job
-from worker.jobs import MAX_OPS_PER_JOB
+from worker.jobs import BATCH_FIELDS, MAX_OPS_PER_JOB
+from worker.operations import RETRYABLE
 
 __all__ = ["JobHandle", "ReplyTimeout", "TaskStoreClient"]
 from worker.queue import enqueue, job_payload
@@ -43,6 +48,11 @@ from worker.writes import Stores, Write
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+log = logging.getLogger("taskstore.client")
+
+Pending = tuple[Write[..., Any], dict[str, Any], str]
+"""A write a handle waits on: what it is, its arguments by name, its op id."""
 
 
 def _scoped_op_id(scope: str, op_id: str) -> str:
@@ -133,12 +143,9 @@ class TaskStoreClient:
         )
         try:
             await check_queue(settings)
-            pool = await create_pool(
-                redis_settings,
-                default_queue_name=settings.queue_name,
-                job_serializer=serialize,
-                job_deserializer=deserialize,
-            )
+            pool = queue_client(settings, redis_settings, ArqRedis)
+            pool.job_serializer, pool.job_deserializer = serialize, deserialize
+            pool.default_queue_name = settings.queue_name
             stores = await open_stores(settings)
         except BaseException:
             if server is not None:
@@ -220,14 +227,16 @@ class TaskStoreClient:
         if not 0 < len(ops) <= MAX_OPS_PER_JOB:
             raise InvalidArgument(f"apply_batch takes 1 to {MAX_OPS_PER_JOB} ops, not {len(ops)}")
         items = [
-            {f.name: getattr(op, f.name) for f in fields(op) if f.name != "op_id"} for op in ops
+            {f.name: getattr(op, f.name) for f in fields(op) if f.name in BATCH_FIELDS}
+            for op in ops
         ]
         batch_op = self._op_id("\0".join(str(item["key"]) for item in items), op_id)
-        encoded = []
+        pending: list[Pending] = []
         for i, item in enumerate(items):
             write, args = writes.batch_write(item)
-            encoded.append(_encoded("apply_batch", _op(write, f"{batch_op}:{i}", args)))
-        return await self._submit(encoded, batch_op, None, _batch_outcomes, alone=True)
+            pending.append((write, args, f"{batch_op}:{i}"))
+        encoded = [_encoded("apply_batch", _op(p)) for p in pending]
+        return await self._submit(pending, encoded, batch_op, None, _batch_outcomes, alone=True)
 
     async def apply_batch(
         self, ops: Sequence[BatchOp], *, op_id: str | None = None
@@ -243,11 +252,13 @@ class TaskStoreClient:
         coalesce = kwargs.pop("coalesce", True)
         bound = write.bind(args, kwargs)
         op = self._op_id(write.scope(bound), op_id)
-        encoded = _encoded(write.name, _op(write, op, bound))
-        return await self._submit([encoded], op, 0, write.decode, alone=not coalesce)
+        pending: Pending = (write, bound, op)
+        encoded = _encoded(write.name, _op(pending))
+        return await self._submit([pending], [encoded], op, 0, write.decode, alone=not coalesce)
 
     async def _submit(
         self,
+        pending: list[Pending],
         encoded: list[bytes],
         op_id: str,
         index: int | None,
@@ -263,9 +274,42 @@ class TaskStoreClient:
         job_id = await asyncio.shield(batch.enqueued)
 
         def resend() -> Awaitable[JobHandle[T]]:
-            return self._submit(encoded, op_id, index if alone else 0, decode, alone=True)
+            return self._submit(pending, encoded, op_id, index if alone else 0, decode, alone=True)
 
-        return JobHandle(batch, job_id, op_id, index, decode, resend)
+        async def withdraw(sent_at_ms: int, no_worker: bool) -> Envelope:
+            outcomes = await asyncio.gather(
+                *(self._withdraw(p, job_id, sent_at_ms, no_worker) for p in pending)
+            )
+            log.info(
+                "job %s: the queue holds it no more; its writes settled in the store: %s",
+                job_id,
+                ", ".join(
+                    f"{n} {label}" for label, n in Counter(map(envelope.label, outcomes)).items()
+                ),
+                extra={"job_id": job_id},
+            )
+            return envelope.success(list(outcomes))
+
+        return JobHandle(batch, job_id, op_id, index, decode, resend, withdraw)
+
+    async def _withdraw(
+        self, pending: Pending, job_id: str, sent_at_ms: int, no_worker: bool
+    ) -> Envelope:
+        """The outcome of a write whose job the queue holds no more, from the store.
+
+        Not applied: its op id is fenced against this attempt, which can then
+        never apply, and the write is answered ``WriteNotApplied``. Applied (or
+        refused for good): running it again under its op id replays the outcome.
+        """
+        write, args, op_id = pending
+        try:
+            if await write.withdraw(self.stores, args, op_id, sent_at_ms):
+                return envelope.failure((NoWorkerAlive if no_worker else DeadlineExceeded)(op_id))
+            return envelope.success(await write.run(self.stores, args, op_id, None))
+        except RETRYABLE:
+            return envelope.failure(OutcomeUnknown(op_id, job_id))
+        except (StorageError, TaskError) as exc:
+            return envelope.failure(exc)
 
     def _op_id(self, scope: str, op_id: str | None) -> str:
         """The caller's op id, scoped; else a fresh one (this client's random prefix, a count)."""
@@ -273,20 +317,25 @@ class TaskStoreClient:
             return _scoped_op_id(scope, op_id)
         return f"{self._fresh_prefix}{next(self._fresh):x}"
 
-    async def _send(self, job_id: str, encoded_ops: bytes, writes: int) -> None:
+    async def _send(self, job_id: str, encoded_ops: bytes, writes: int) -> int:
         """Enqueue an ``ops`` job whose deadline is the reply timeout from now, as the
-        producer span of the caller's trace.
+        producer span of the caller's trace; when it was sent.
 
         An id already queued or answered is not added again: the caller waits for that one.
         """
-        deadline_ms = int((time.time() + self.settings.reply_timeout_s) * 1000)
+        sent_at_ms = int(time.time() * 1000)
+        deadline_ms = sent_at_ms + int(self.settings.reply_timeout_s * 1000)
         kwargs = b'{"deadline_ms":%d}' % deadline_ms
         queue = self.settings.queue_name
         with tracing.sending(queue, job_id, writes) as trace:
-            payload = job_payload("ops", b"[" + encoded_ops + b"]", kwargs, trace)
+            payload = job_payload(
+                "ops", b"[" + encoded_ops + b"]", kwargs, trace, sent_at_ms=sent_at_ms
+            )
             await enqueue(self.pool, queue, job_id, payload)
+        return sent_at_ms
 
 
-def _op(write: Write[..., Any], op_id: str, args: dict[str, Any]) -> dict[str, Any]:
+def _op(pending: Pending) -> dict[str, Any]:
     """One write of an ``ops`` job."""
+    write, args, op_id = pending
     return {"op": write.name, "id": op_id, "args": args}

@@ -16,18 +16,21 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-Send = Callable[[str, bytes, int], Awaitable[None]]
-"""Enqueue an ``ops`` job: its id, its list of writes (JSON) and how many they are."""
+Send = Callable[[str, bytes, int], Awaitable[int]]
+"""Enqueue an ``ops`` job: its id, its list of writes (JSON) and how many they are; when
+it was sent (the job's ``et``, ms)."""
 Wait = Callable[[str], Awaitable[Any]]
 """The reply of a job by id, or the exception that settles it without one."""
 
 
 class Batch:
-    """Writes that travel together; ``enqueued`` gives the job id, ``reply`` its reply."""
+    """Writes that travel together; ``enqueued`` gives the job id, ``reply`` its reply,
+    ``sent_at_ms`` when the job was sent."""
 
     def __init__(self, ops: list[bytes] | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.ops: list[bytes] = ops or []
+        self.sent_at_ms = 0
         self.enqueued: asyncio.Future[str] = loop.create_future()
         self.reply: asyncio.Future[Any] = loop.create_future()
 
@@ -81,7 +84,7 @@ class Coalescer:
 
     async def _flight(self, batch: Batch, job_id: str) -> None:
         try:
-            await self._send(job_id, batch.encoded(), len(batch.ops))
+            batch.sent_at_ms = await self._send(job_id, batch.encoded(), len(batch.ops))
             batch.enqueued.set_result(job_id)
             batch.reply.set_result(await self._wait(job_id))
         except asyncio.CancelledError:

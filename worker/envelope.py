@@ -29,6 +29,7 @@ ERRORS: dict[str, type[Exception]] = {
         s.VersionConflict,
         s.CapacityExceeded,
         s.OpIdReused,
+        s.OpWithdrawn,
         s.InvalidArgument,
         s.InvalidKey,
         s.RecordTooLarge,

@@ -126,14 +126,16 @@ async def retry(pool: Any, queue_name: str, job_id: str) -> None:
     """Enqueue a kept failed job again under its own id, then let go of its record.
 
     Its caller's deadline, if it had one, is dropped: the caller is gone, and
-    the operator asks for it to run now.
+    the operator asks for it to run now. It keeps the time it was first sent,
+    so an op id its caller withdrew stays withdrawn for it.
     """
     kept = await pool.hget(_jobs_key(queue_name), job_id)
     if kept is None:
         raise FailedJobNotKept(job_id)
     job = deserialize(kept)
     kwargs = {k: v for k, v in job["k"].items() if k != "deadline_ms"}
-    payload = job_payload(job["f"], serialize(job["a"]), serialize(kwargs))
+    sent = job.get("et") if type(job.get("et")) is int else None
+    payload = job_payload(job["f"], serialize(job["a"]), serialize(kwargs), sent_at_ms=sent)
     # The failure's result and reply would make the enqueue script refuse the id.
     arq = job_keys(job_id)
     await pool.delete(arq.result, arq.tries, reply_key(queue_name, job_id))

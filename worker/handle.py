@@ -4,14 +4,21 @@ A job is enqueued with a deadline (``REPLY_TIMEOUT_S`` from the moment it is
 sent). Until then the caller waits for the reply. At the deadline the client
 settles the job in one atomic step (``settle.lua``):
 
-- never started: it is withdrawn from the queue, so it can never run; the
-  caller gets ``DeadlineExceeded``, or ``NoWorkerAlive`` when no worker has
-  sent a heartbeat lately. A worker that picks the job up at that instant finds
-  its record gone and runs nothing; one that took it just before sees the
-  deadline passed and applies nothing either.
+- never started, or no longer known to the queue: it is withdrawn from the
+  queue, so it can never run from there. That alone does not prove its writes
+  were not applied: a queue Redis that failed over or restarted may have lost
+  the job after a worker ran it, and a worker may still hold it. So each
+  write's op id is withdrawn in the store too (``StorageBackend.withdraw_op``):
+  one that was applied gives its outcome, exactly as sending it again would;
+  one that was not is fenced, so that no copy of this attempt can ever apply,
+  and its caller gets ``DeadlineExceeded``, or ``NoWorkerAlive`` when no worker
+  has sent a heartbeat lately.
 - started (running, or waiting to be run again after its worker died): the
   caller waits on, a lease at a time, across the re-run, for at most
   ``JOB_TIMEOUT_S`` plus two leases; then ``OutcomeUnknown`` names the op id.
+
+Once the job is on the queue, a queue Redis that is away (a failover, a
+restart) is waited out until then too, so every caller gets an outcome.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ from typing import Any, Generic, TypeVar
 
 from arq.connections import ArqRedis
 
+from store import BackendError
 from worker.coalesce import Batch
-from worker.envelope import open_envelope
-from worker.errors import DeadlineExceeded, NoWorkerAlive, OutcomeUnknown
+from worker.envelope import Envelope, open_envelope
+from worker.errors import OutcomeUnknown
 from worker.queue import settle, wait_reply
 from worker.settings import Settings
 
@@ -40,7 +48,7 @@ class ReplyTimeout(TimeoutError):
 
 
 class Withdrawn(Exception):
-    """The job never started and was taken off the queue."""
+    """The queue holds the job no more: it never started, or the queue lost it."""
 
     def __init__(self, no_worker: bool) -> None:
         super().__init__("withdrawn")
@@ -56,12 +64,21 @@ async def await_job(pool: ArqRedis, settings: Settings, job_id: str) -> Any:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.reply_timeout_s
     give_up = deadline + settings.job_timeout_s + 2 * settings.lease_s
+    away = 0
     while True:
-        wait = max(deadline - loop.time(), 0.01)
-        reply = await wait_reply(pool, settings.queue_name, job_id, wait)
-        if reply is not None:
-            return reply
-        state = await settle(pool, settings.queue_name, job_id)
+        try:
+            wait = max(deadline - loop.time(), 0.01)
+            reply = await wait_reply(pool, settings.queue_name, job_id, wait)
+            if reply is not None:
+                return reply
+            state = await settle(pool, settings.queue_name, job_id)
+        except BackendError:
+            if loop.time() >= give_up:
+                raise Open() from None
+            away += 1
+            await asyncio.sleep(min(0.05 * 2**away, 1.0))  # the queue Redis is away
+            continue
+        away = 0
         if state.startswith("withdrawn"):
             raise Withdrawn(no_worker=state == "withdrawn-no-worker")
         if state == "finished" or (state == "started" and loop.time() >= give_up):
@@ -76,7 +93,8 @@ class JobHandle(Generic[T]):
     ``job_id`` is the arq job that carries the write (shared by the writes
     coalesced with it); ``op_id`` is the write's own. ``retry()`` sends the same
     write again under the same op id: if it was applied, that returns its first
-    outcome, else it applies it now; never twice.
+    outcome, else it applies it now; never twice. ``withdraw`` settles the
+    handle's writes in the store when the queue no longer holds their job.
     """
 
     def __init__(
@@ -87,19 +105,24 @@ class JobHandle(Generic[T]):
         index: int | None,
         decode: Callable[[Any], T],
         resend: Callable[[], Awaitable[JobHandle[T]]],
+        withdraw: Callable[[int, bool], Awaitable[Envelope]],
     ) -> None:
         self.job_id = job_id
         self.op_id = op_id
         self._batch, self._index = batch, index
         self._decode = decode
         self._resend = resend
+        self._withdraw = withdraw
 
     async def result(self, timeout_s: float | None = None) -> T:
         """The outcome, once the job is settled; ``ReplyTimeout`` if ``timeout_s`` ends first."""
+        index = self._index
         try:
             reply = await asyncio.wait_for(asyncio.shield(self._batch.reply), timeout_s)
         except Withdrawn as exc:
-            raise (NoWorkerAlive if exc.no_worker else DeadlineExceeded)(self.op_id) from None
+            # This handle's writes alone, in order: a single write is the first.
+            reply = await self._withdraw(self._batch.sent_at_ms, exc.no_worker)
+            index = None if index is None else 0
         except Open:
             raise OutcomeUnknown(self.op_id, self.job_id) from None
         except TimeoutError:
@@ -107,8 +130,8 @@ class JobHandle(Generic[T]):
                 raise
             raise ReplyTimeout(self.job_id, timeout_s or 0) from None
         value = open_envelope(reply)
-        if self._index is not None:
-            value = open_envelope(value[self._index])
+        if index is not None:
+            value = open_envelope(value[index])
         return self._decode(value)
 
     async def retry(self) -> JobHandle[T]:

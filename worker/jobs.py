@@ -39,7 +39,7 @@ from worker.writes import WRITES
 log = logging.getLogger("taskstore.jobs")
 
 MAX_OPS_PER_JOB = 10_000
-BATCH_FIELDS = frozenset(f.name for f in fields(BatchOp)) - {"op_id"}
+BATCH_FIELDS = frozenset(f.name for f in fields(BatchOp)) - {"op_id", "sent_at_ms"}
 JOB_FIELDS = frozenset({"f", "a", "k", "et"})
 REFUSE = "refuse"
 
@@ -81,17 +81,19 @@ def refusal(job: Mapping[str, Any]) -> str | None:
 def plan(job_id: str, job_try: int, job: Mapping[str, Any]) -> Plan:
     """The calls of write job ``job`` (a batch-path job that passed ``refusal``)."""
     name, args, kwargs = job["f"], job["a"], job["k"]
+    # When the job was sent: an op id its caller withdrew refuses writes sent by then.
+    sent = job["et"] if type(job["et"]) is int else None
     write = WRITES.get(name)
     try:
         if write is not None:
-            return Plan([Call(write, write.bind(args, kwargs), job_id)], single=True)
+            return Plan([Call(write, write.bind(args, kwargs), job_id, sent)], single=True)
         bound = _bind(name, args, kwargs)
         ops = bound["ops"]
         if name == "apply_batch":
-            return Plan(_batch_calls(job_id, ops), single=False)
+            return Plan(_batch_calls(job_id, ops, sent), single=False)
         if not isinstance(ops, list) or not 0 < len(ops) <= MAX_OPS_PER_JOB:
             raise InvalidArgument(f"ops takes a list of 1 to {MAX_OPS_PER_JOB} writes")
-        calls = [_call(op) for op in ops]
+        calls = [_call(op, sent) for op in ops]
         if _too_late(bound["deadline_ms"], job_try):
             calls = [DeadlineExceeded(c.op_id) if isinstance(c, Call) else c for c in calls]
         return Plan(calls, single=False)
@@ -117,7 +119,7 @@ def _too_late(deadline_ms: object, job_try: int) -> bool:
     return time.time() * 1000 > deadline_ms
 
 
-def _call(op: object) -> Call | Exception:
+def _call(op: object, sent: int | None) -> Call | Exception:
     """One entry of an ``ops`` job as a call, or the error that refuses it."""
     try:
         if not isinstance(op, dict) or set(op) != {"op", "id", "args"}:
@@ -130,12 +132,12 @@ def _call(op: object) -> Call | Exception:
         op_id = check_op_id(op["id"])
         if op_id is None:
             raise InvalidArgument("every write of an ops job needs its op id")
-        return Call(write, write.bind((), op["args"]), op_id)
+        return Call(write, write.bind((), op["args"]), op_id, sent)
     except InvalidArgument as exc:
         return exc
 
 
-def _batch_calls(job_id: str, ops: object) -> list[Call | Exception]:
+def _batch_calls(job_id: str, ops: object, sent: int | None) -> list[Call | Exception]:
     """An ``apply_batch`` job's puts and CAS ops; op ``i`` runs under ``<job id>:<i>``."""
     if not isinstance(ops, list) or not all(
         isinstance(op, dict) and set(op) <= BATCH_FIELDS and {"key", "data"} <= set(op)
@@ -147,7 +149,7 @@ def _batch_calls(job_id: str, ops: object) -> list[Call | Exception]:
     calls: list[Call | Exception] = []
     for i, op in enumerate(ops):
         try:
-            calls.append(Call(*writes.batch_write(op), f"{job_id}:{i}"))
+            calls.append(Call(*writes.batch_write(op), f"{job_id}:{i}", sent))
         except InvalidArgument as exc:
             calls.append(exc)
     return calls

@@ -25,7 +25,7 @@ from store.redis import mask_url
 from worker import failed, jobs, liveness, logs, maintenance, queue_stats
 from worker.arq_internals import QueuePool, queue_pool
 from worker.batch import BatchPath
-from worker.connections import open_stores, queue_redis_settings
+from worker.connections import open_stores, queue_client, queue_redis_settings
 from worker.context import STATE, WorkerState, state
 from worker.metrics import Metrics
 from worker.queue import wake_key
@@ -90,7 +90,7 @@ def worker_settings(settings: Settings) -> type:
 
     def new_pool() -> QueuePool:
         return queue_pool(
-            redis_settings,
+            queue_client(settings, redis_settings, QueuePool),
             settings.queue_name,
             serialize,
             decode,

@@ -23,11 +23,12 @@ log = logging.getLogger("taskstore.jobs")
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One write of a job, its arguments bound by name."""
+    """One write of a job, its arguments bound by name, and when the job was sent."""
 
     write: Write[..., Any]
     args: dict[str, Any]
     op_id: str
+    sent_at_ms: int | None
 
 
 Result = object
@@ -93,7 +94,7 @@ async def _pipelined(stores: Stores, calls: list[Call]) -> list[Result]:
     for call in calls:
         assert call.write.batch_op is not None
         try:
-            ops.append(call.write.batch_op(call.args, call.op_id))
+            ops.append(call.write.batch_op(call.args, call.op_id, call.sent_at_ms))
             results.append(None)
         except StorageError as exc:
             results.append(exc)
@@ -109,7 +110,7 @@ async def _pipelined(stores: Stores, calls: list[Call]) -> list[Result]:
 
 async def _alone(stores: Stores, call: Call) -> Result:
     try:
-        return await call.write.run(stores, call.args, call.op_id)
+        return await call.write.run(stores, call.args, call.op_id, call.sent_at_ms)
     except (StorageError, TaskError) as exc:
         return exc
     except Exception as exc:  # a bug in one write must not fail its neighbours

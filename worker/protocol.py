@@ -5,14 +5,15 @@ optional fields, new operations); a worker runs any minor of its major and
 refuses, with an error reply, a job of another major. A job without ``v``
 is taken as 1.0, the version arq-speaking producers have always spoken.
 1.1 added the read and settle scripts to the protocol and ``OpIdReused``;
-1.2 the optional trace context ``tc``.
+1.2 the optional trace context ``tc``; 1.3 the withdraw script, ``OpWithdrawn``
+and ``et`` as the time a job was sent, which the store's fences judge.
 """
 
 from __future__ import annotations
 
 import re
 
-VERSION = "1.2"
+VERSION = "1.3"
 MAJOR = int(VERSION.split(".")[0])
 _SHAPE = re.compile(r"(\d{1,4})\.(\d{1,4})")
 

@@ -37,11 +37,18 @@ def wake_key(queue_name: str) -> str:
 
 
 def job_payload(
-    function: str, args: bytes, kwargs: bytes, trace: Mapping[str, str] | None = None
+    function: str,
+    args: bytes,
+    kwargs: bytes,
+    trace: Mapping[str, str] | None = None,
+    *,
+    sent_at_ms: int | None = None,
 ) -> bytes:
     """A job (arq's record and the protocol's version), from the JSON of its arguments;
-    with ``trace``, the W3C trace context it continues (``tc``)."""
-    head: dict[str, Any] = {"v": protocol.VERSION, "f": function, "et": int(time.time() * 1000)}
+    with ``trace``, the W3C trace context it continues (``tc``). ``sent_at_ms`` (default:
+    now) is its ``et``, which the store's fences of withdrawn op ids judge it by."""
+    sent = int(time.time() * 1000) if sent_at_ms is None else sent_at_ms
+    head: dict[str, Any] = {"v": protocol.VERSION, "f": function, "et": sent}
     if trace:
         head["tc"] = dict(trace)
     fields = json.dumps(head)

@@ -5,8 +5,8 @@ the arq job function of the same name, ``TaskStoreClient.<name>`` and
 ``enqueue_<name>`` (typed by the stub), the argument binding inside the job,
 and the conversion of the reply (the stub's return annotation). The worker
 runs a write by calling the store method ``target.method`` with the stub's
-arguments by name and the op id; adding a parameter to a write is one edit
-here plus the store method itself.
+arguments by name, the op id and when its job was sent; adding a parameter to
+a write is one edit here plus the store method itself.
 
 ``op_id`` and ``coalesce`` are the caller's options (``CALL_OPTIONS``): they
 never travel among a job's arguments.
@@ -23,6 +23,7 @@ from pydantic import TypeAdapter
 
 from store import BatchOp, InvalidArgument, StorageBackend
 from store.checks import check_version
+from store.keys import parse_key
 from store.tasks import TaskRecord, TaskStatus, TaskStore
 
 P = ParamSpec("P")
@@ -50,7 +51,7 @@ class Write(Generic[P, T]):
     """What a caller's op id is private to: the key, the task or the owner."""
     lane: Callable[[Arguments], str | None]
     """The store key whose writes keep their order inside one job (None: a new key)."""
-    batch_op: Callable[[Arguments, str], BatchOp] | None
+    batch_op: Callable[[Arguments, str, int | None], BatchOp] | None
     """A put or CAS runs pipelined, as this op of the backend's ``apply_batch``."""
     name: str = field(init=False)
     signature: inspect.Signature = field(init=False)
@@ -73,10 +74,20 @@ class Write(Generic[P, T]):
         bound.apply_defaults()
         return dict(bound.arguments)
 
-    async def run(self, stores: Stores, args: Arguments, op_id: str) -> object:
+    async def run(
+        self, stores: Stores, args: Arguments, op_id: str, sent_at_ms: int | None
+    ) -> object:
         """Call the store method; the result as JSON for the reply."""
         method = getattr(getattr(stores, self.target), self.method)
-        return self.returns.dump_python(await method(**args, op_id=op_id), mode="json")
+        outcome = await method(**args, op_id=op_id, sent_at_ms=sent_at_ms)
+        return self.returns.dump_python(outcome, mode="json")
+
+    async def withdraw(self, stores: Stores, args: Arguments, op_id: str, sent_at_ms: int) -> bool:
+        """``withdraw_op`` for this write's op id, under the owner the store keeps it by."""
+        if self.target == "backend":
+            owner_id, _ = parse_key(args["key"])
+            return await stores.backend.withdraw_op(owner_id, op_id, sent_at_ms)
+        return await stores.tasks.withdraw(args["owner_id"], op_id, sent_at_ms)
 
     def decode(self, value: object) -> T:
         """The reply's value as the type the stub returns."""
@@ -89,7 +100,7 @@ def write(
     *,
     scope: Callable[[Arguments], str],
     lane: Callable[[Arguments], str | None],
-    batch_op: Callable[[Arguments, str], BatchOp] | None = None,
+    batch_op: Callable[[Arguments, str, int | None], BatchOp] | None = None,
 ) -> Callable[[Callable[P, Awaitable[T]]], Write[P, T]]:
     def declare(stub: Callable[P, Awaitable[T]]) -> Write[P, T]:
         return Write(stub, target, method or stub.__name__, scope, lane, batch_op)
@@ -117,15 +128,14 @@ def _new_key(args: Arguments) -> None:
     return None
 
 
-def _put_op(args: Arguments, op_id: str) -> BatchOp:
-    return BatchOp(**args, op_id=op_id)
+def _put_op(args: Arguments, op_id: str, sent_at_ms: int | None) -> BatchOp:
+    return BatchOp(**args, op_id=op_id, sent_at_ms=sent_at_ms)
 
 
-def _cas_op(args: Arguments, op_id: str) -> BatchOp:
+def _cas_op(args: Arguments, op_id: str, sent_at_ms: int | None) -> BatchOp:
     # In a batch a missing expected version means a put: check it is a version first.
-    return BatchOp(
-        **{**args, "expected_version": check_version(args["expected_version"])}, op_id=op_id
-    )
+    version = check_version(args["expected_version"])
+    return BatchOp(**{**args, "expected_version": version}, op_id=op_id, sent_at_ms=sent_at_ms)
 
 
 _by_key: dict[str, Any] = {"scope": _key, "lane": _key}

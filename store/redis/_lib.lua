@@ -24,3 +24,13 @@ end
 local function bound_to(seen)
   return string.match(seen, ':([%a_][%w_]*)$') or ''
 end
+
+-- An op id's fence (withdraw.lua): "w:<sent_at_ms>". Attempts sent up to that
+-- time are refused; one sent later is a new attempt and its outcome replaces it.
+local function withdrawn(seen)
+  return string.sub(seen, 1, 2) == 'w:'
+end
+
+local function sent_after(fence, sent)
+  return sent ~= '' and tonumber(sent) > tonumber(string.sub(fence, 3))
+end

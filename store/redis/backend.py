@@ -22,6 +22,7 @@ from store.errors import (
     InvalidArgument,
     NotFound,
     OpIdReused,
+    OpWithdrawn,
     StorageError,
     VersionConflict,
     WriteNotConfirmed,
@@ -35,7 +36,7 @@ from store.redis.keyschema import KeySchema
 from store.redis.lua import BoundScript, NoArgs
 from store.redis.maintenance import Maintenance
 
-_WRITTEN, _CONFLICT, _OP_REUSED = 0, 1, 3
+_WRITTEN, _CONFLICT, _OP_REUSED, _WITHDRAWN = 0, 1, 3, 4
 _LIST_CHUNK = 500
 
 
@@ -81,6 +82,7 @@ class RedisBackend(checks.CheckedWrites):
         self._write = BoundScript(client, scripts.WRITE)
         self._get = BoundScript(client, scripts.GET)
         self._delete = BoundScript(client, scripts.DELETE)
+        self._withdraw = BoundScript(client, scripts.WITHDRAW)
         self._index_page = BoundScript(client, scripts.INDEX_PAGE)
         self._fetch = BoundScript(client, scripts.FETCH)
         self._count = BoundScript(client, scripts.COUNT)
@@ -133,16 +135,21 @@ class RedisBackend(checks.CheckedWrites):
             raise NotFound(key)
         return VersionedRecord(got.data, got.version)
 
-    async def delete(self, key: str, *, op_id: str | None = None) -> bool:
+    async def delete(
+        self, key: str, *, op_id: str | None = None, sent_at_ms: int | None = None
+    ) -> bool:
         owner_id, task_id = parse_key(key)
         op = checks.check_op_id(op_id)
+        sent = checks.check_ms("sent_at_ms", sent_at_ms)
         keys = self.keys.owner(owner_id)
         call = (
             scripts.WriteKeys(keys.record(task_id), keys.index, keys.expiry, keys.op(op)),
-            scripts.DeleteArgs(task_id, op or "", self._op_ttl_ms),
+            scripts.DeleteArgs(task_id, op or "", self._op_ttl_ms, _arg(sent)),
         )
         with backend_errors(key):
             deleted: scripts.Deleted = await self._run(self._delete, call, key)
+        if deleted.withdrawn:
+            raise OpWithdrawn(op or "")
         if deleted.first_op is not None:
             raise OpIdReused(op or "", deleted.first_op.decode(), "delete")
         return bool(deleted.existed)
@@ -232,6 +239,14 @@ class RedisBackend(checks.CheckedWrites):
         parts = (seen or b"").split(b":")
         return int(parts[1]) if len(parts) >= 3 and parts[0] == b"0" else None
 
+    async def withdraw_op(self, owner_id: str, op_id: str, sent_at_ms: int) -> bool:
+        keys = self.keys.owner(validate_id(owner_id, "owner id"))
+        op = checks.check_op_id(op_id) or ""
+        sent = checks.check_ms("sent_at_ms", sent_at_ms) or 0
+        call = (scripts.OpKeys(keys.op(op)), scripts.WithdrawArgs(sent, self._op_ttl_ms))
+        with backend_errors(owner_id):
+            return bool(await self._run(self._withdraw, call, owner_id))
+
     # -- internals ----------------------------------------------------------
 
     async def _apply_write(self, w: checks.WriteRequest) -> int:
@@ -258,7 +273,7 @@ class RedisBackend(checks.CheckedWrites):
         keys = self.keys.owner(w.owner_id)
         options = (
             f"{_arg(w.expected_version)},{_arg(w.expires_at_ms)},{_arg(w.created_at_ms)},"
-            f"{_arg(w.capacity)},{self._op_ttl_ms}"
+            f"{_arg(w.capacity)},{self._op_ttl_ms},{_arg(w.sent_at_ms)}"
         )
         return (
             scripts.WriteKeys(keys.record(w.task_id), keys.index, keys.expiry, keys.op(w.op_id)),
@@ -318,6 +333,8 @@ def _written(w: checks.WriteRequest, reply: scripts.Written) -> int:
     if reply.status == _OP_REUSED:
         first = (reply.current_data or b"").decode()
         raise OpIdReused(w.op_id or "", first, w.op_name)
+    if reply.status == _WITHDRAWN:
+        raise OpWithdrawn(w.op_id or "")
     raise CapacityExceeded(w.owner_id, reply.value)
 
 

@@ -1,8 +1,10 @@
 """Open a redis-py asyncio client from a URL, the embedded server included.
 
 Schemes: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``redis+cluster://``
-and ``rediss+cluster://`` (Redis Cluster), and ``embedded`` (a private server
-started on first use; see ``store.redis.embedded``).
+and ``rediss+cluster://`` (Redis Cluster), ``redis+sentinel://`` and
+``rediss+sentinel://`` (a primary that Redis Sentinel fails over; see
+``SentinelURL``), and ``embedded`` (a private server started on first use; see
+``store.redis.embedded``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.connection import SSLConnection
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
 from store.errors import BackendError, InvalidArgument
@@ -23,7 +29,10 @@ from store.redis.embedded import EmbeddedRedis
 
 RedisClient = Redis | RedisCluster
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+SENTINEL_PORT = 26379
 EMBEDDED = "embedded"
+R = TypeVar("R", bound=Redis)
 
 
 def default_embedded_dir() -> Path:
@@ -36,19 +45,132 @@ def default_embedded_dir() -> Path:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced, fit for logs and error messages."""
+    """The URL with its passwords replaced, fit for logs and error messages."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:" if parts.username else ":"
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hosts}")
+    if "sentinel_password=" in parts.query:
+        query = "&".join(
+            "sentinel_password=***" if pair.startswith("sentinel_password=") else pair
+            for pair in parts.query.split("&")
+        )
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
 
 
 def is_tls(url: str) -> bool:
-    return urlsplit(url).scheme in ("rediss", "rediss+cluster")
+    return urlsplit(url).scheme in ("rediss", "rediss+cluster", "rediss+sentinel")
+
+
+def is_sentinel(url: str) -> bool:
+    return urlsplit(url).scheme in SENTINEL_SCHEMES
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelURL:
+    """A primary that Redis Sentinel watches and fails over, named by URL.
+
+    ``redis+sentinel://[user:password@]host[:port][,host[:port]...]/service[/db]``,
+    the form RedisVL, Prefect and docket read: the sentinels (port 26379 unless
+    given), the service (Sentinel's master name) and the database. The user and
+    password log in to the primary; ``?sentinel_username=...&sentinel_password=...``
+    to the sentinels, when they ask. ``rediss+sentinel`` is TLS to both.
+    """
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int
+    username: str | None
+    password: str | None
+    sentinel_username: str | None
+    sentinel_password: str | None
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelURL:
+        """``InvalidArgument`` naming the URL (password masked) when it is no such URL."""
+        parts = urlsplit(url)
+        userinfo, at, hosts = parts.netloc.rpartition("@")
+        user, colon, password = userinfo.partition(":")
+        path = [p for p in parts.path.split("/") if p]
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        unknown = set(options) - {"sentinel_username", "sentinel_password"}
+        try:
+            sentinels = tuple(_host_port(h) for h in hosts.split(","))
+            if parts.scheme not in SENTINEL_SCHEMES or not 1 <= len(path) <= 2 or unknown:
+                raise ValueError
+            db = int(path[1]) if len(path) == 2 else 0
+        except ValueError:
+            raise InvalidArgument(
+                f"a Sentinel URL is redis+sentinel://[user:password@]host[:port][,host[:port]...]"
+                f"/service[/db][?sentinel_username=&sentinel_password=], not {mask_url(url)}"
+            ) from None
+        return cls(
+            sentinels,
+            unquote(path[0]),
+            db,
+            unquote(user) if at and user else None,
+            unquote(password) if at and colon else None,
+            options.get("sentinel_username"),
+            options.get("sentinel_password"),
+            parts.scheme == "rediss+sentinel",
+        )
+
+    def client(self, redis_class: type[R] = Redis, **options: Any) -> R:  # type: ignore[assignment]
+        """A client of the service's primary. redis-py asks the sentinels where it is on
+        each new connection, and drops connections that meet a demoted primary, so the
+        client follows a failover; ``options`` go to the primary's connections (TLS
+        files to the sentinels' too)."""
+        tls = {"ssl": True, **{k: v for k, v in options.items() if k.startswith("ssl_")}}
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(self.sentinels),
+            sentinel_kwargs={
+                "username": self.sentinel_username,
+                "password": self.sentinel_password,
+                "socket_connect_timeout": options.get("socket_connect_timeout", 5),
+                "socket_timeout": 5,
+                **(tls if self.tls else {}),
+            },
+            db=self.db,
+            username=self.username,
+            password=self.password,
+            connection_class=FollowingSSLConnection if self.tls else FollowingConnection,
+            **options,
+        )
+        client: R = sentinel.master_for(self.service, redis_class=redis_class)
+        return client
+
+
+class FollowingConnection(SentinelManagedConnection):
+    """A connection to a Sentinel-managed primary that asks the sentinels on every try.
+
+    redis-py (5.x) retries each connection attempt at the address the sentinels
+    gave first, under the connection's own retry policy; a policy long enough
+    to ride out a restart (the worker's) then knocks at a dead primary for a
+    minute while a replica has long taken over. Here one try goes to an
+    address, and the policy's next try asks the sentinels again.
+    """
+
+    async def connect_to(self, address: tuple[str, int]) -> None:
+        retry, self.retry = self.retry, Retry(NoBackoff(), 0)
+        try:
+            await super().connect_to(address)  # type: ignore[no-untyped-call]
+        finally:
+            self.retry = retry
+
+
+class FollowingSSLConnection(FollowingConnection, SSLConnection):
+    pass
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, colon, port = text.strip().rpartition(":")
+    if not colon:
+        host, port = port, str(SENTINEL_PORT)
+    if not host or not port.isdigit():
+        raise ValueError(text)
+    return host, int(port)
 
 
 def is_embedded(url: str) -> bool:
@@ -112,6 +234,8 @@ async def connect(
             cluster = RedisCluster.from_url(plain, **options)
             cluster.nodes_manager.startup_nodes = Seeds(cluster.nodes_manager.startup_nodes)
             client = cluster
+        elif scheme in SENTINEL_SCHEMES:
+            client = SentinelURL.parse(url).client(Redis, **options)
         elif scheme in ("redis", "rediss", "unix"):
             client = Redis.from_url(url, **options)
         else:

@@ -58,6 +58,16 @@ class DeleteArgs(NamedTuple):
     task_id: str
     op_id: str
     op_ttl_ms: int
+    sent_at_ms: int | str
+
+
+class OpKeys(NamedTuple):
+    op: str
+
+
+class WithdrawArgs(NamedTuple):
+    sent_at_ms: int
+    op_ttl_ms: int
 
 
 class TaskArgs(NamedTuple):
@@ -86,6 +96,7 @@ class Written(NamedTuple):
 class Deleted(NamedTuple):
     existed: int
     first_op: bytes | None
+    withdrawn: int
 
 
 class Got(NamedTuple):
@@ -124,6 +135,7 @@ def _script(
 WRITE = _script("write", WriteKeys, WriteArgs, Written)
 GET = _script("get", RecordKeys, NoArgs, Got)
 DELETE = _script("delete", WriteKeys, DeleteArgs, Deleted)
+WITHDRAW = _script("withdraw", OpKeys, WithdrawArgs, int)
 INDEX_PAGE = _script("index_page", IndexOnlyKeys, IndexPageArgs, IndexPage)
 FETCH = _script("fetch", ManyRecordsKeys, ManyTasksArgs, Fetched)
 COUNT = _script("count", IndexKeys, NoArgs, int)

@@ -3,7 +3,7 @@
 -- ARGV: task_id, data, op_id, options, op_name
 -- Every key it touches is declared; all four share the owner's hash tag, so
 -- one slot. The op key is used only when an op id is given.
--- options packs "expected_version,expires_at_ms,created_at_ms,capacity,op_ttl_ms"
+-- options packs "expected_version,expires_at_ms,created_at_ms,capacity,op_ttl_ms,sent_at_ms"
 -- into one argument (fewer to encode per call); an empty field or op_id means
 -- "not given".
 -- REPLY: status, value, due, expected, current_data
@@ -11,7 +11,9 @@
 --   version), 1 = version conflict (value: actual version, 0 when absent or
 --   expired; current_data: the live record's data, so a retry need not read it),
 --   2 = capacity exceeded (value: the bound), 3 = the op id names another
---   operation (current_data: that operation's name; nothing changed). due > 0
+--   operation (current_data: that operation's name; nothing changed), 4 = the op
+--   id was withdrawn and this attempt was sent at or before that (withdraw.lua;
+--   nothing changed). due > 0
 --   is the record's expiry
 --   when it became the owner's earliest, for the caller to lower the due-index.
 --   expected echoes the expected version the outcome was judged against.
@@ -22,13 +24,19 @@
 -- "status:value:expected:op_name" (a delete's as "existed:delete"), and the
 -- same op id under another name answers status 3.
 
-local expected, expiry, created, capacity, op_ttl =
-  string.match(ARGV[4], '^(%d*),(%d*),(%d*),(%d*),(%d+)$')
+local expected, expiry, created, capacity, op_ttl, sent =
+  string.match(ARGV[4], '^(%d*),(%d*),(%d*),(%d*),(%d+),(%d*)$')
 local op_id = ARGV[3]
 local expiry_key, op_key = KEYS[3], KEYS[4]
 
 if op_id ~= '' then
   local seen = redis.call('GET', op_key)
+  if seen and withdrawn(seen) then
+    if not sent_after(seen, sent) then
+      return {4, 0, 0, 0, false}
+    end
+    seen = nil
+  end
   if seen then
     local first = bound_to(seen)
     if first ~= '' and first ~= ARGV[5] then

@@ -5,7 +5,8 @@ Every mutation is read -> validate -> compare-and-swap through
 times. The owner is half of the storage key, so one owner cannot even name
 another's task: a mismatch is "not found".
 With ``op_id`` (the worker passes its job id) a mutation that already
-happened before a worker died is recognised and not applied again.
+happened before a worker died is recognised and not applied again;
+``sent_at_ms`` is when that attempt was sent, which ``withdraw`` fences.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from store.errors import (
     InvalidKey,
     NotFound,
     OpIdReused,
+    OpWithdrawn,
     StorageError,
     VersionConflict,
 )
@@ -109,6 +111,7 @@ class TaskStore:
         ttl_ms: int | None = None,
         *,
         op_id: str | None = None,
+        sent_at_ms: int | None = None,
     ) -> TaskRecord:
         owner = self._owner(owner_id)
         if not isinstance(request_method, str) or not 0 < len(request_method) <= _MAX_METHOD_CHARS:
@@ -139,6 +142,7 @@ class TaskStore:
                 op_id=op_id,
                 max_records_per_owner=self.security.max_tasks_per_owner,
                 op_name="create_task",
+                sent_at_ms=sent_at_ms,
             )
         return await self.get(task_id, owner) if op_id else record
 
@@ -150,6 +154,7 @@ class TaskStore:
         status_message: str | None = None,
         *,
         op_id: str | None = None,
+        sent_at_ms: int | None = None,
     ) -> TaskRecord:
         target = _status(status)
         message = _message(status_message)
@@ -157,7 +162,7 @@ class TaskStore:
         def change(record: TaskRecord, now: int) -> TaskRecord:
             return _moved(record, target, message, now)
 
-        return await self._mutate(task_id, owner_id, change, op_id, "update_status")
+        return await self._mutate(task_id, owner_id, change, op_id, "update_status", sent_at_ms)
 
     async def set_variables(
         self,
@@ -166,16 +171,23 @@ class TaskStore:
         variables: dict[str, Any],
         *,
         op_id: str | None = None,
+        sent_at_ms: int | None = None,
     ) -> TaskRecord:
         def change(record: TaskRecord, now: int) -> TaskRecord:
             _still_open(record)
             merged = merge_variables(record.variables, variables, self.config)
             return _touched(record, now, variables=merged)
 
-        return await self._mutate(task_id, owner_id, change, op_id, "set_variables")
+        return await self._mutate(task_id, owner_id, change, op_id, "set_variables", sent_at_ms)
 
     async def set_result(
-        self, task_id: str, owner_id: str, result: Any, *, op_id: str | None = None
+        self,
+        task_id: str,
+        owner_id: str,
+        result: Any,
+        *,
+        op_id: str | None = None,
+        sent_at_ms: int | None = None,
     ) -> TaskRecord:
         check_result("result", result, self.config)
 
@@ -183,7 +195,7 @@ class TaskStore:
             _still_open(record)
             return _touched(record, now, result=result)
 
-        return await self._mutate(task_id, owner_id, change, op_id, "set_result")
+        return await self._mutate(task_id, owner_id, change, op_id, "set_result", sent_at_ms)
 
     async def complete_with_result(
         self,
@@ -194,6 +206,7 @@ class TaskStore:
         status_message: str | None = None,
         *,
         op_id: str | None = None,
+        sent_at_ms: int | None = None,
     ) -> TaskRecord:
         """Move to a terminal status and store the result in one write: both or neither."""
         target = _status(status)
@@ -206,7 +219,9 @@ class TaskStore:
             moved = _moved(record, target, message, now)
             return moved.model_copy(update={"result": result})
 
-        return await self._mutate(task_id, owner_id, change, op_id, "complete_with_result")
+        return await self._mutate(
+            task_id, owner_id, change, op_id, "complete_with_result", sent_at_ms
+        )
 
     async def fail(
         self,
@@ -216,6 +231,7 @@ class TaskStore:
         status_message: str | None = None,
         *,
         op_id: str | None = None,
+        sent_at_ms: int | None = None,
     ) -> TaskRecord:
         """Move to ``failed`` with the JSON-RPC ``error`` (``code``, ``message``, ``data``?)."""
         if (
@@ -232,7 +248,7 @@ class TaskStore:
             moved = _moved(record, TaskStatus.FAILED, message, now)
             return moved.model_copy(update={"error": error})
 
-        return await self._mutate(task_id, owner_id, change, op_id, "fail")
+        return await self._mutate(task_id, owner_id, change, op_id, "fail", sent_at_ms)
 
     async def request_input(
         self,
@@ -242,6 +258,7 @@ class TaskStore:
         status_message: str | None = None,
         *,
         op_id: str | None = None,
+        sent_at_ms: int | None = None,
     ) -> TaskRecord:
         """Move to ``input_required`` waiting on ``requests``, each under a key minted here.
 
@@ -258,7 +275,7 @@ class TaskStore:
             moved = _moved(record, TaskStatus.INPUT_REQUIRED, message, now)
             return moved.model_copy(update={"input_requests": keyed, "input_responses": {}})
 
-        return await self._mutate(task_id, owner_id, change, op_id, "request_input")
+        return await self._mutate(task_id, owner_id, change, op_id, "request_input", sent_at_ms)
 
     async def respond(
         self,
@@ -267,6 +284,7 @@ class TaskStore:
         responses: dict[str, Any],
         *,
         op_id: str | None = None,
+        sent_at_ms: int | None = None,
     ) -> TaskRecord:
         """Keep the answers to requests still outstanding; ignore the rest.
 
@@ -289,13 +307,26 @@ class TaskStore:
                 raise Unchanged
             return _touched(record, now, input_responses={**record.input_responses, **new})
 
-        return await self._mutate(task_id, owner_id, change, op_id, "respond")
+        return await self._mutate(task_id, owner_id, change, op_id, "respond", sent_at_ms)
 
-    async def cancel(self, task_id: str, owner_id: str, *, op_id: str | None = None) -> TaskRecord:
+    async def cancel(
+        self,
+        task_id: str,
+        owner_id: str,
+        *,
+        op_id: str | None = None,
+        sent_at_ms: int | None = None,
+    ) -> TaskRecord:
         def change(record: TaskRecord, now: int) -> TaskRecord:
             return _moved(record, TaskStatus.CANCELLED, None, now)
 
-        return await self._mutate(task_id, owner_id, change, op_id, "cancel_task")
+        return await self._mutate(task_id, owner_id, change, op_id, "cancel_task", sent_at_ms)
+
+    async def withdraw(self, owner_id: str, op_id: str, sent_at_ms: int) -> bool:
+        """``StorageBackend.withdraw_op`` for a task operation's op id (the owner's)."""
+        owner = self._owner(owner_id)
+        with _storage_errors(None):
+            return await self.backend.withdraw_op(owner, op_id, sent_at_ms)
 
     async def cleanup_expired(self) -> int:
         with _storage_errors(None):
@@ -304,7 +335,13 @@ class TaskStore:
     # -- internals ------------------------------------------------------------
 
     async def _mutate(
-        self, task_id: str, owner_id: str, change: Change, op_id: str | None, op_name: str
+        self,
+        task_id: str,
+        owner_id: str,
+        change: Change,
+        op_id: str | None,
+        op_name: str,
+        sent_at_ms: int | None,
     ) -> TaskRecord:
         """Read, change and compare-and-swap the task (``store.cas.swap``), retried on conflict."""
         owner = self._owner(owner_id)
@@ -320,7 +357,7 @@ class TaskStore:
             except Unchanged:
                 return None
             seen.append(updated)
-            return Write(updated.to_bytes(), record.expires_at_ms, op_id, op_name)
+            return Write(updated.to_bytes(), record.expires_at_ms, op_id, op_name, sent_at_ms)
 
         try:
             with _storage_errors(task_id):
@@ -450,7 +487,7 @@ def _storage_errors(task_id: str | None) -> Iterator[None]:
         raise TaskNotFound(task_id or "") if task_id else InvalidParams(str(exc)) from exc
     except InvalidArgument as exc:
         raise InvalidParams(str(exc)) from exc
-    except (VersionConflict, OpIdReused):
+    except (VersionConflict, OpIdReused, OpWithdrawn):
         raise
     except (BackendError, StorageError) as exc:
         raise StoreError(f"storage failed: {exc}") from exc

@@ -11,6 +11,7 @@ from store import (
     InvalidKey,
     NotFound,
     OpIdReused,
+    OpWithdrawn,
     RecordTooLarge,
     StoreStats,
     VersionConflict,
@@ -334,6 +335,70 @@ async def test_op_id_survives_a_read_and_retry_loop(harness: Harness) -> None:
     assert await harness.backend.put_if_version(key, b"y", 1, op_id="op") == 3
     assert await harness.backend.get(key) == VersionedRecord(b"x", 3)
     assert await harness.backend.applied_version(key, "op") == 3
+
+
+async def test_a_withdrawn_op_id_refuses_every_attempt_sent_by_then(harness: Harness) -> None:
+    backend, owner = harness.backend, unique()
+    key, gone = make_key(owner, "t"), make_key(owner, "gone")
+    await backend.put(gone, b"a")
+    assert await backend.withdraw_op(owner, "op-put", 1_000) is True
+    assert await backend.withdraw_op(owner, "op-cas", 1_000) is True
+    assert await backend.withdraw_op(owner, "op-del", 1_000) is True
+    for attempt in (
+        backend.put(key, b"a", op_id="op-put", sent_at_ms=1_000),
+        backend.put(key, b"a", op_id="op-put", sent_at_ms=999),
+        backend.put(key, b"a", op_id="op-put"),  # sent at an unknown time
+        backend.put_if_version(key, b"a", 1, op_id="op-cas", sent_at_ms=5),
+        backend.delete(gone, op_id="op-del", sent_at_ms=1_000),
+    ):
+        with pytest.raises(OpWithdrawn) as err:
+            await attempt
+        assert err.value.op_id in ("op-put", "op-cas", "op-del")
+    (batched,) = await backend.apply_batch([BatchOp(key, b"a", op_id="op-put", sent_at_ms=7)])
+    assert isinstance(batched, OpWithdrawn)
+    with pytest.raises(NotFound):
+        await backend.get(key)
+    assert await backend.get(gone) == VersionedRecord(b"a", 1)
+    assert await backend.applied_version(key, "op-put") is None
+    # Withdrawing again keeps the latest time; an attempt sent after it is a new one.
+    assert await backend.withdraw_op(owner, "op-put", 500) is True
+    with pytest.raises(OpWithdrawn):
+        await backend.put(key, b"a", op_id="op-put", sent_at_ms=1_000)
+    assert await backend.put(key, b"b", op_id="op-put", sent_at_ms=1_001) == 1
+    assert await backend.put(key, b"c", op_id="op-put", sent_at_ms=2) == 1  # now it replays
+    assert await backend.delete(gone, op_id="op-del", sent_at_ms=1_001) is True
+    assert await backend.get(key) == VersionedRecord(b"b", 1)
+
+
+async def test_withdrawing_an_applied_op_id_keeps_its_outcome(harness: Harness) -> None:
+    backend, owner = harness.backend, unique()
+    key, full = make_key(owner, "t"), make_key(owner, "full")
+    assert await backend.put(key, b"a", op_id="op-put") == 1
+    assert await backend.delete(make_key(owner, "x"), op_id="op-del") is False
+    with pytest.raises(CapacityExceeded):
+        await backend.put(full, b"a", op_id="op-full", max_records_per_owner=1)
+    for op in ("op-put", "op-del", "op-full"):
+        assert await backend.withdraw_op(owner, op, 10**12) is False
+    assert await backend.put(key, b"z", op_id="op-put") == 1  # replays, as before
+    assert await backend.delete(make_key(owner, "x"), op_id="op-del") is False
+    with pytest.raises(CapacityExceeded):
+        await backend.put(full, b"a", op_id="op-full", max_records_per_owner=1)
+    # A kept conflict is no outcome: a read-and-retry loop could still apply the op.
+    with pytest.raises(VersionConflict):
+        await backend.put_if_version(key, b"b", 7, op_id="op-cas")
+    assert await backend.withdraw_op(owner, "op-cas", 10**12) is True
+    with pytest.raises(OpWithdrawn):
+        await backend.put_if_version(key, b"b", 1, op_id="op-cas", sent_at_ms=5)
+    assert await backend.get(key) == VersionedRecord(b"a", 1)
+    # Op ids are per owner: another owner's withdrawal changes nothing here.
+    assert await backend.withdraw_op(unique(), "op-put", 10**12) is True
+    assert await backend.put(key, b"z", op_id="op-put") == 1
+
+
+async def test_withdraw_op_refuses_bad_input(harness: Harness) -> None:
+    for owner, op, sent in (("", "op", 1), ("o{x}", "op", 1), ("o", "", 1), ("o", "op", -1)):
+        with pytest.raises(InvalidArgument):
+            await harness.backend.withdraw_op(owner, op, sent)
 
 
 async def test_applied_version_knows_only_successful_writes(harness: Harness) -> None:

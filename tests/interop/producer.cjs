@@ -1,6 +1,6 @@
 // A producer that speaks PROTOCOL.md from Node.js with the `redis` package.
 // Usage: node producer.cjs REDIS_URL QUEUE OWNER SCRIPTS_DIR KEY_PREFIX (NODE_PATH finds `redis`)
-// SCRIPTS_DIR holds what `taskstore protocol` prints: enqueue, settle, get, index-page, fetch.
+// SCRIPTS_DIR holds what `taskstore protocol` prints: enqueue, settle, withdraw, get, index-page, fetch.
 // Prints one line per case: "<case> <what came back>", as producer.sh does.
 const { readFileSync } = require("node:fs");
 const { createClient } = require("redis");
@@ -40,7 +40,7 @@ function say(name, value) {
 
 async function main() {
   await client.connect();
-  for (const name of ["enqueue", "settle", "get", "index-page", "fetch"]) {
+  for (const name of ["enqueue", "settle", "withdraw", "get", "index-page", "fetch"]) {
     sha[name] = await client.scriptLoad(readFileSync(`${scripts}/${name}.lua`, "utf8"));
   }
 
@@ -102,6 +102,16 @@ async function main() {
   say("settle_again", await settle(idle, `idle-${owner}`));
   say("settle_answered", await settle(queue, `put-${owner}`));
   await client.del([`${idle}:wake`]);
+  // Withdrawn is not yet "not applied": withdraw the op id (the job id, for a job of one
+  // write) in the store. Then no copy of that job can apply, even if it comes back...
+  const { et } = JSON.parse(put);
+  const opKey = `${tag}:op:idle-${owner}`;
+  say("withdraw_op", await client.evalSha(sha.withdraw, { keys: [opKey], arguments: [`${et}`, "86400000"] }));
+  say("withdrawn_copy", await runJob(`idle-${owner}`, put));
+  // ...while the same write sent later, under the same op id, is a new attempt.
+  while (Date.now() <= et) await new Promise((resolve) => setTimeout(resolve, 1));
+  const later = [[{ op: "put", id: `idle-${owner}`, args: { key: `${owner}:later`, data: bytes("now") } }]];
+  say("withdrawn_later", await runJob(`later-${owner}`, job("1.3", "ops", {}, later)));
 
   // One reply of each error a producer can meet, each from a job of its own.
   const other = `${owner}x`;

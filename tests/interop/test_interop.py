@@ -28,7 +28,7 @@ from worker.client import TaskStoreClient
 from worker.settings import Settings
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("enqueue", "settle", "get", "index-page", "fetch")
+SCRIPTS = ("enqueue", "settle", "withdraw", "get", "index-page", "fetch")
 
 
 def redis_cli_producer(request: pytest.FixtureRequest) -> tuple[list[str], dict[str, str]]:
@@ -195,6 +195,14 @@ def check_node_only(seen: dict[str, list[str]]) -> None:
     assert errors == {case: case.partition("/")[0] for case in errors}, errors
     assert len(errors) == 13
     assert seen["load"] == ["2000 2000"]  # every job answered, each once
+    # Giving up, whole: the withdrawn job's op id fenced in the store, so a copy of the job
+    # is refused and applies nothing, while the same write sent later is a new attempt.
+    assert seen["withdraw_op"] == ["1"]
+    assert json.loads(seen["withdrawn_copy"][0])["error"]["type"] == "OpWithdrawn"
+    assert json.loads(seen["withdrawn_later"][0]) == {
+        "ok": True,
+        "value": [{"ok": True, "value": 1}],
+    }
     assert json.loads(seen["traced"][0]) == {"ok": True, "value": 1}
 
 

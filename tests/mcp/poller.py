@@ -7,7 +7,7 @@ answering input requests through ``tasks/update`` on the way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from mcp import Client
@@ -124,15 +124,3 @@ async def start_task(c: Client, tool: str, arguments: dict[str, Any]) -> str:
 def acknowledged(reply: dict[str, Any]) -> bool:
     """An empty result (the SDK stamps its serverInfo under ``_meta``)."""
     return {k: v for k, v in reply.items() if k != "_meta"} == {"resultType": "complete"}
-
-
-async def until(check: Callable[[], Any], timeout_s: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = check()
-        if isinstance(value, Awaitable):
-            value = await value
-        if value:
-            return
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)

@@ -11,9 +11,8 @@ import pytest
 pytest.importorskip("mcp", reason="the mcp extra is not installed")
 
 from store.tasks import TaskRecord, TaskStatus
-from tests.harness import unique
+from tests.harness import unique, until
 from tests.mcp.durable_tools import STARTS
-from tests.mcp.poller import until
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
 from worker.client import TaskStoreClient
 from worker.failed import list_failed

@@ -20,7 +20,8 @@ pytest.importorskip("mcp", reason="the mcp extra is not installed")
 from mcp import Client, StdioServerParameters
 
 from store.tasks.leases import ABANDONED
-from tests.mcp.poller import MODERN, Poller, get_task, start_task, text, until
+from tests.harness import until
+from tests.mcp.poller import MODERN, Poller, get_task, start_task, text
 from tests.servers import free_ports
 from tests.worker.conftest import running_worker
 from worker.settings import Settings, load_settings

@@ -17,7 +17,8 @@ from mcp import Client
 from redis.asyncio import Redis
 
 from store.tasks.leases import ABANDONED
-from tests.mcp.poller import MODERN, Poller, get_task, start_task, until
+from tests.harness import until
+from tests.mcp.poller import MODERN, Poller, get_task, start_task
 from tests.mcp.test_example_server import EXAMPLE, http_server, worker_settings_of
 from tests.worker.conftest import WorkerProcess, wait_for_worker
 from worker.arq_internals import job_keys

@@ -24,7 +24,8 @@ from mcp_types import CallToolResult, ElicitRequestParams, ElicitResult, TextCon
 
 from store import InMemoryBackend
 from store.tasks import TaskStore
-from tests.mcp.poller import MODERN, Poller, get_task, start_task, until
+from tests.harness import until
+from tests.mcp.poller import MODERN, Poller, get_task, start_task
 from worker.mcp_tasks import TaskStoreTasks, elicit
 
 RELATED = "io.modelcontextprotocol/related-task"

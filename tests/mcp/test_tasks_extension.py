@@ -22,7 +22,7 @@ from mcp.shared.exceptions import MCPError
 from store import InMemoryBackend
 from store.redis import RedisBackend
 from store.tasks import TaskStore
-from tests.harness import drop_keys, unique
+from tests.harness import drop_keys, unique, until
 from tests.mcp.poller import (
     MODERN,
     Poller,
@@ -31,7 +31,6 @@ from tests.mcp.poller import (
     get_task,
     start_task,
     text,
-    until,
     update_task,
 )
 from worker.mcp_tasks import InputDeclined, TaskStoreTasks, elicit

@@ -215,6 +215,7 @@ async def test_every_script_touches_only_the_keys_it_declares(
             await sleep_ms(soon + 1 - await server_ms(backend))  # the server's clock passes soon
             assert await backend.cleanup_expired() == 1
             await backend.delete(key, op_id="op-4")
+            assert await backend.withdraw_op(owner, "op-5", 1) is True
         queue = unique("declared")
         async with Redis.from_url(private_redis.url) as client:
             await _run_worker_scripts(client, queue)

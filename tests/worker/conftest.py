@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from store.redis import EmbeddedRedis
+from store.redis.connect import SentinelURL, is_sentinel
 from tests.harness import unique
 from worker.client import TaskStoreClient
 from worker.liveness import live_workers
@@ -56,9 +57,12 @@ def isolated_settings(url: str, label: str = "w", **overrides: Any) -> Settings:
 
 
 def raw_redis(settings: Settings) -> Redis:
-    """A plain client on the queue's Redis, for planting and inspecting keys."""
+    """A plain client on the queue's Redis (its primary, for Sentinel), for planting and
+    inspecting keys."""
     url = settings.queue_url
     tls: dict[str, Any] = settings.tls_options(url)
+    if is_sentinel(url):
+        return SentinelURL.parse(url).client(Redis, **tls)
     client: Redis = Redis.from_url(
         EmbeddedRedis(settings.embedded_dir).url if url == "embedded" else url, **tls
     )

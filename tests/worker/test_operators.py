@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from arq.constants import retry_key_prefix
 from pydantic import SecretStr
 
 from store import BackendError, make_key
-from tests.harness import unique
+from tests.harness import unique, until
 from tests.servers import RedisProcess, free_ports
 from tests.worker.conftest import (
     WorkerProcess,
@@ -58,13 +58,6 @@ async def taskstore(settings: Settings, *args: str) -> tuple[int, Any]:
     run = await asyncio.to_thread(cli, settings, *args)
     out = run.stdout.strip()
     return run.returncode, json.loads(out) if out.startswith(("{", "[")) else run.stderr
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.05)
 
 
 async def plant(client: TaskStoreClient, payload: bytes, *, tries_used: int = 0) -> str:
