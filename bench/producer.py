@@ -18,9 +18,9 @@ from arq.connections import RedisSettings, create_pool
 from redis.asyncio import Redis
 
 from store import BatchOp, make_key
-from worker.client import TaskStoreClient
-from worker.serialization import deserialize, serialize
-from worker.settings import load_settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.serialization import deserialize, serialize
+from worker.protocol.settings import load_settings
 
 
 async def main(kind: str, url: str, queue: str, ops: int, concurrency: int) -> float:

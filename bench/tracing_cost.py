@@ -35,12 +35,14 @@ SDK = (
     "p = TracerProvider(); p.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()));"
     "trace.set_tracer_provider(p);"
 )
-WORKER = "from worker.cli import main; raise SystemExit(main(['worker']))"
+WORKER = "from worker.tools.cli import main; raise SystemExit(main(['worker']))"
 PRODUCER = """
 import asyncio, sys, time
 from bench.producer import increments
-from worker.client import TaskStoreClient
-from worker.settings import load_settings
+from worker.producer.client import TaskStoreClient
+
+from worker.protocol.settings import load_settings
+
 
 async def run(writes, coalesce):
     async with TaskStoreClient.connect(load_settings()) as client:

@@ -24,15 +24,15 @@ from redis.asyncio import Redis
 from bench.harness import Bench, Result, interleaved, percentile, rate, ratio_result
 from bench.producer import increments, peer_op, run_producers
 from store import BatchOp, make_key
-from worker.client import TaskStoreClient
-from worker.serialization import deserialize, serialize
-from worker.settings import Settings, load_settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.serialization import deserialize, serialize
+from worker.protocol.settings import Settings, load_settings
 
 CONCURRENCY = 64
 PROCESSES = 4
 PEER_RUNNER = (
     "import logging, sys; logging.basicConfig(level=logging.WARNING);"
-    "from worker.cli import use_uvloop; use_uvloop();"
+    "from worker.tools.cli import use_uvloop; use_uvloop();"
     "from arq import run_worker; from bench.peers.arq_noop import WorkerSettings;"
     "run_worker(WorkerSettings)"
 )
@@ -83,7 +83,7 @@ def _envs(bench: Bench, queue: str) -> tuple[Settings, dict[str, str], dict[str,
     return settings, ours, peer
 
 
-OURS_WORKER = [sys.executable, "-m", "worker.cli", "worker"]
+OURS_WORKER = [sys.executable, "-m", "worker.tools.cli", "worker"]
 PEER_WORKER = [sys.executable, "-c", PEER_RUNNER]
 STREAQ_WORKER = [
     sys.executable,

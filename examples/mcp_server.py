@@ -18,10 +18,10 @@ import asyncio
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
-from worker.client import TaskStoreClient
 from worker.mcp_tasks import InputDeclined, TaskStoreTasks, elicit
 from worker.mcp_tasks.durable import durable
-from worker.settings import load_settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.settings import load_settings
 
 
 @durable

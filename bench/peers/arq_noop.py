@@ -12,7 +12,7 @@ from typing import Any
 
 from arq.connections import RedisSettings
 
-from worker.serialization import deserialize, serialize
+from worker.protocol.serialization import deserialize, serialize
 
 
 async def noop(ctx: dict[str, Any]) -> None:

@@ -144,10 +144,19 @@ class TaskRecord(_Model):
         return cls.model_validate_json(data)
 
     def to_wire(self, *, include_variables: bool = False) -> dict[str, Any]:
-        """The MCP task object of protocol 2025-11-25 (see ``store.tasks.wire_2025``)."""
-        from store.tasks import wire_2025
+        """The MCP task object of protocol 2025-11-25 (``store.tasks.wire_2025``); with
+        ``include_variables``, the variables under ``_meta``.
 
-        return wire_2025.task_object(self, include_variables=include_variables)
+        A tool result with ``isError`` is a ``failed`` task at that version (SEP-1686),
+        while the record (and SEP-2663) says ``completed``.
+        """
+        wire: dict[str, Any] = self.task.model_dump(mode="json", by_alias=True)
+        failed = isinstance(self.result, dict) and self.result.get("isError") is True
+        if self.status is TaskStatus.COMPLETED and failed:
+            wire["status"] = TaskStatus.FAILED.value
+        if include_variables:
+            wire["_meta"] = {"variables": self.variables}
+        return wire
 
 
 _OPTIONAL_OUTCOME = (

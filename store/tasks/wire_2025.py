@@ -10,13 +10,11 @@ says ``completed``: the same record reads right in both generations.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from store.tasks.errors import INTERNAL_ERROR
+from store.tasks.record import TaskRecord
 from store.tasks.status import TaskStatus
-
-if TYPE_CHECKING:
-    from store.tasks.record import TaskRecord
 
 PROTOCOL_VERSION = "2025-11-25"
 RELATED_TASK = "io.modelcontextprotocol/related-task"
@@ -24,19 +22,10 @@ CAPABILITY: dict[str, Any] = {"list": {}, "cancel": {}, "requests": {"tools": {"
 """The server's ``tasks`` capability: listing, cancelling, and task-augmented tool calls."""
 
 
-def task_object(record: TaskRecord, *, include_variables: bool = False) -> dict[str, Any]:
-    """The task object; with ``include_variables``, the variables under ``_meta``."""
-    wire: dict[str, Any] = record.task.model_dump(mode="json", by_alias=True)
-    if record.status is TaskStatus.COMPLETED and _is_error(record.result):
-        wire["status"] = TaskStatus.FAILED.value
-    if include_variables:
-        wire["_meta"] = {"variables": record.variables}
-    return wire
-
-
 def created(record: TaskRecord) -> dict[str, Any]:
-    """The ``CreateTaskResult`` a task-augmented ``tools/call`` answers with."""
-    return {"task": task_object(record)}
+    """The ``CreateTaskResult`` a task-augmented ``tools/call`` answers with; the task
+    object is ``TaskRecord.to_wire``."""
+    return {"task": record.to_wire()}
 
 
 def related(task_id: str) -> dict[str, Any]:
@@ -56,7 +45,3 @@ def outcome(record: TaskRecord) -> tuple[dict[str, Any] | None, dict[str, Any] |
         return None, dict(record.error)
     message = record.task.status_message or f"the task was {record.status.value}"
     return None, {"code": INTERNAL_ERROR, "message": message}
-
-
-def _is_error(result: Any) -> bool:
-    return isinstance(result, dict) and result.get("isError") is True

@@ -24,8 +24,8 @@ from store import make_key
 from tests.harness import unique
 from tests.tracing import ended, recorded
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
-from worker.client import TaskStoreClient
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ("enqueue", "settle", "withdraw", "get", "index-page", "fetch")
@@ -101,7 +101,7 @@ def printed_scripts(folder: Path) -> Path:
     """What ``taskstore protocol`` prints for a producer, one ``<name>.lua`` each."""
     for name in SCRIPTS:
         printed = subprocess.run(
-            [sys.executable, "-m", "worker.cli", "protocol", f"{name}-script"],
+            [sys.executable, "-m", "worker.tools.cli", "protocol", f"{name}-script"],
             capture_output=True,
             text=True,
             check=True,

@@ -8,15 +8,17 @@ import re
 from pathlib import Path
 
 from store import StorageError
+from store.redis.keyschema import KeySchema
 from store.tasks import TaskError
 from tests.harness import unique
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
-from worker import protocol
-from worker.client import TaskStoreClient
-from worker.envelope import ERRORS, field_names
-from worker.queue import enqueue, wait_reply
-from worker.scripts import ENQUEUE
-from worker.writes import WRITES
+from worker.producer.client import TaskStoreClient
+from worker.producer.queue import enqueue, wait_reply
+from worker.protocol import version as protocol
+from worker.protocol.envelope import ERRORS, field_names
+from worker.protocol.keys import QueueKeys
+from worker.protocol.scripts import ENQUEUE
+from worker.protocol.writes import WRITES
 
 PROTOCOL = (Path(__file__).resolve().parents[2] / "PROTOCOL.md").read_text()
 
@@ -75,6 +77,16 @@ def test_the_error_table_is_the_envelope_registry() -> None:
         for name, cls in ERRORS.items()
     }
     assert documented == registered
+
+
+def test_the_key_tables_are_the_key_schemas() -> None:
+    """The queue's keys are ``QueueKeys``'; the store keys a reader needs, ``KeySchema``'s."""
+    queue = {row[0].strip("`") for row in table("| key | type | who writes it |")}
+    assert queue == set(QueueKeys("<queue>").protocol("<id>").values())
+    owner = KeySchema("<prefix>").owner("<owner>")
+    store = {row[0].strip("`") for row in table("| key | type | what it is |")}
+    assert store == {owner.record("<task>"), owner.index, owner.expiry}
+    assert f"EVALSHA <sha> 1 {owner.op('<op_id>')} <et>" in PROTOCOL  # the withdraw script's key
 
 
 def test_the_version_and_script_are_the_shipped_ones() -> None:

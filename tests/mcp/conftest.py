@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.harness import unique
+from tests.leftovers import drop_run_keys
 
 
 @pytest.fixture
-def env(redis_url: str) -> Iterator[dict[str, str]]:
+async def env(redis_url: str) -> AsyncIterator[dict[str, str]]:
     """The example's settings: the test Redis, under a key prefix and queue of its own."""
     run = unique("mcpex")
+    queue, prefix = f"{run}:queue", f"{run}-ts"
     yield {
         "TASKSTORE_REDIS_URL": redis_url,
-        "TASKSTORE_KEY_PREFIX": f"{run}-ts",
-        "TASKSTORE_QUEUE_NAME": f"{run}:queue",
+        "TASKSTORE_KEY_PREFIX": prefix,
+        "TASKSTORE_QUEUE_NAME": queue,
         "TASKSTORE_ALLOW_ANONYMOUS": "true",
         "TASKSTORE_MCP_LEASE_S": "1",
     }
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match=f"{run}*", count=1000):
-        client.delete(key)
-    client.close()
+    async with Redis.from_url(redis_url) as client:
+        await drop_run_keys(client, queue, prefix)

@@ -14,12 +14,12 @@ from store.tasks import TaskRecord, TaskStatus
 from tests.harness import unique, until
 from tests.mcp.durable_tools import STARTS
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
-from worker.client import TaskStoreClient
-from worker.failed import list_failed
 from worker.mcp_tasks import durable
-from worker.queue import enqueue, job_payload
-from worker.serialization import serialize
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.producer.queue import enqueue, job_payload
+from worker.protocol.serialization import serialize
+from worker.protocol.settings import Settings
+from worker.tools.failed import list_failed
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from tests.harness import until
 from tests.mcp.poller import MODERN, Poller, get_task, start_task, text
 from tests.servers import free_ports
 from tests.worker.conftest import running_worker
-from worker.settings import Settings, load_settings
+from worker.protocol.settings import Settings, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mcp_server.py"
 

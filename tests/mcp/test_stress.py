@@ -21,8 +21,8 @@ from tests.harness import until
 from tests.mcp.poller import MODERN, Poller, get_task, start_task
 from tests.mcp.test_example_server import EXAMPLE, http_server, worker_settings_of
 from tests.worker.conftest import WorkerProcess, wait_for_worker
-from worker.arq_internals import job_keys
-from worker.serialization import deserialize
+from worker.protocol.keys import job_keys
+from worker.protocol.serialization import deserialize
 
 IN_PROCESS, DURABLE = 100, 50
 

@@ -19,9 +19,9 @@ from tests.mcp.durable_tools import counted_sleep
 from tests.mcp.poller import MODERN, Poller
 from tests.tracing import ended, recorded
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
-from worker.client import TaskStoreClient
 from worker.mcp_tasks import TaskStoreTasks
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.settings import Settings
 
 TRACER = trace.get_tracer("tests")
 

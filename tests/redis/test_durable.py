@@ -10,7 +10,7 @@ import redis
 
 from store import BatchOp, NotFound, RedisBackend, VersionedRecord, WriteNotConfirmed, make_key
 from store.tasks import StoreError
-from tests.harness import unique
+from tests.harness import drop_keys, unique
 from tests.servers import RedisProcess, free_ports, wait_for
 from tests.worker.conftest import isolated_settings, served_client
 
@@ -45,6 +45,7 @@ async def lone_durable(redis_url: str) -> AsyncIterator[RedisBackend]:
         redis_url, prefix=unique("dur"), durable_wait_ms=20
     ) as backend:
         yield backend
+        await drop_keys(backend)
 
 
 async def test_a_write_no_replica_confirms_is_reported(lone_durable: RedisBackend) -> None:

@@ -34,7 +34,8 @@ from store.redis.lua import Script
 from tests.harness import Harness, cas_increment, server_ms, sleep_ms, unique
 from tests.redis.conftest import redis_backend
 from tests.servers import LocalCluster, RedisProcess, free_ports
-from worker import scripts as worker_scripts
+from worker.protocol import scripts as worker_scripts
+from worker.protocol.keys import QueueKeys, job_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -277,41 +278,34 @@ async def _run_worker_scripts(client: Redis, queue: str) -> None:
     """Each worker script once, on keys of a queue of its own."""
     ws = worker_scripts
     job = f"{queue}-job"
-    job_keys = ws.EnqueueKeys(
-        f"arq:job:{job}", f"arq:result:{job}", queue, f"{queue}:wake", f"{queue}:reply:{job}"
-    )
+    keys, arq = QueueKeys(queue), job_keys(job)
+    enqueue_keys = ws.EnqueueKeys(arq.job, arq.result, queue, keys.wake, keys.reply(job))
     payload = b'{"v":"1.0","f":"get","a":[],"k":{},"et":0}'
-    assert (await ws.ENQUEUE.run(client, job_keys, ws.EnqueueArgs(job, payload))).added == 1
+    assert (await ws.ENQUEUE.run(client, enqueue_keys, ws.EnqueueArgs(job, payload))).added == 1
     settle_keys = ws.SettleKeys(
-        job_keys.job,
-        f"arq:in-progress:{job}",
-        f"arq:retry:{job}",
-        job_keys.result,
-        queue,
-        job_keys.reply,
-        f"{queue}:workers",
+        arq.job, arq.claim, arq.tries, arq.result, queue, keys.reply(job), keys.workers
     )
     assert (
         await ws.SETTLE.run(client, settle_keys, ws.SettleArgs(job, 1000)) == b"withdrawn-no-worker"
     )
-    workers = ws.HeartbeatKeys(f"{queue}:workers", f"{queue}:workers:running")
+    workers = ws.HeartbeatKeys(keys.workers, keys.running)
     assert await ws.HEARTBEAT.run(client, workers, ws.HeartbeatArgs("w", 1000, 0)) > 0
-    await client.set(f"{queue}:lock", "token")
-    lock = ws.LockKeys(f"{queue}:lock")
+    await client.set(keys.lock("sweep"), "token")
+    lock = ws.LockKeys(keys.lock("sweep"))
     assert await ws.RELEASE_LOCK.run(client, lock, ws.LockArgs("token")) == 1
-    failed = ws.DeadLetterKeys(f"{queue}:failed", f"{queue}:failed:records", f"{queue}:failed:jobs")
+    failed = ws.DeadLetterKeys(keys.failed, keys.failed_records, keys.failed_jobs)
     letter = ws.DeadLetterArgs(job, "{}", 1, 10, b"")
     assert await ws.DEAD_LETTER.run(client, failed, letter) == 0
     put = b'{"v":"1.0","f":"put","a":[],"k":{},"et":0}'
-    assert (await ws.ENQUEUE.run(client, job_keys, ws.EnqueueArgs(job, put))).added == 1
-    claim = (job_keys.job, f"arq:in-progress:{job}", f"arq:retry:{job}")
+    assert (await ws.ENQUEUE.run(client, enqueue_keys, ws.EnqueueArgs(job, put))).added == 1
+    claim = (arq.job, arq.claim, arq.tries)
     claims = await ws.CLAIM.run(
         client, ws.ClaimKeys(queue, claim), ws.ClaimArgs(1000, 10, " put ", (job,))
     )
     assert len(claims.claimed) == 3
-    ends = (*claim, job_keys.result, job_keys.reply)
+    ends = (*claim, arq.result, keys.reply(job))
     outcome = (job, "failed", b"{}", b"{}", 0, "{}", b"")
-    finish = ws.FinishKeys(queue, f"{queue}:tally", *failed, ends)
+    finish = ws.FinishKeys(queue, keys.tally(), *failed, ends)
     assert await ws.FINISH.run(client, finish, ws.FinishArgs(1000, 60, 10, outcome)) == 1
 
 

@@ -25,9 +25,9 @@ from typing import Any, TextIO
 
 from store import BackendError, NotFound, StorageError, make_key
 from store.tasks import StoreError, TaskError
-from worker.client import ReplyTimeout, TaskStoreClient
-from worker.errors import OutcomeUnknown, WriteNotApplied
-from worker.settings import load_settings
+from worker.producer.client import ReplyTimeout, TaskStoreClient
+from worker.protocol.errors import OutcomeUnknown, WriteNotApplied
+from worker.protocol.settings import load_settings
 
 UNKNOWN = (OutcomeUnknown, ReplyTimeout, BackendError, StoreError)
 """After these the write may or may not have been applied: it is sent again."""

@@ -17,9 +17,9 @@ from pathlib import Path
 from store import BackendError, StorageError
 from store.tasks import StoreError, TaskError, TaskRecord
 from tests.reliability.soak import Entry, State
-from worker.client import ReplyTimeout, TaskStoreClient
-from worker.errors import OutcomeUnknown
-from worker.settings import load_settings
+from worker.producer.client import ReplyTimeout, TaskStoreClient
+from worker.protocol.errors import OutcomeUnknown
+from worker.protocol.settings import load_settings
 
 OWNERS = [f"soak-{n}" for n in range(4)]
 CONCURRENCY = 16

@@ -18,7 +18,7 @@ from store import BackendError, make_key
 from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
 from tests.worker.conftest import WorkerProcess, isolated_settings, wait_for_worker
-from worker.client import TaskStoreClient
+from worker.producer.client import TaskStoreClient
 
 KEYS, EACH, KILLS = 25, 200, 15  # 5,000 increments at least
 

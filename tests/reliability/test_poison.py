@@ -11,8 +11,8 @@ from store import BackendError, make_key
 from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
-from worker.client import TaskStoreClient
-from worker.context import state
+from worker.producer.client import TaskStoreClient
+from worker.runtime.context import state
 
 
 async def test_a_job_failing_every_try_stops_after_max_tries(

@@ -22,8 +22,8 @@ from tests.harness import until
 from tests.reliability.failover_producer import LANES, Entry, owner_of
 from tests.servers import RedisProcess, SentinelGroup, free_ports, wait_for
 from tests.worker.conftest import WorkerProcess, isolated_settings, settings_env, wait_for_worker
-from worker.client import TaskStoreClient
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.settings import Settings
 
 PRODUCERS, WORKERS = 4, 2
 BEFORE, AFTER = 40, 80

@@ -12,7 +12,7 @@ from store import BackendError, VersionedRecord, make_key
 from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
 from tests.worker.conftest import WorkerProcess, isolated_settings, wait_for_worker
-from worker.client import TaskStoreClient
+from worker.producer.client import TaskStoreClient
 
 
 @pytest.mark.slow

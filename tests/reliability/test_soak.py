@@ -30,7 +30,7 @@ from tests.worker.conftest import (
     settings_env,
     wait_for_worker,
 )
-from worker.client import TaskStoreClient
+from worker.producer.client import TaskStoreClient
 
 PRODUCERS, WORKERS = 4, 2
 OPS = int(os.environ.get("TASKSTORE_TEST_SOAK_OPS", "5000"))  # the full soak: 20000

@@ -8,8 +8,8 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.worker.conftest import isolated_settings, served_client
-from worker.client import TaskStoreClient
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ import redis
 from store import BatchOp, make_key
 from tests.servers import RedisProcess, TlsFiles, free_ports, make_tls_files
 from tests.worker.conftest import WorkerProcess, cli, wait_for_worker
-from worker.client import TaskStoreClient
-from worker.settings import Settings, load_settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.settings import Settings, load_settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 USER = "taskstore"

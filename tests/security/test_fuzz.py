@@ -22,8 +22,8 @@ from store.keys import validate_id
 from store.tasks import StoreError, TaskError
 from tests.harness import nested
 from tests.security.conftest import keyspace
-from worker.client import TaskStoreClient
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.settings import Settings
 
 MIB = 1024 * 1024
 ALLOWED = (StorageError, TaskError)

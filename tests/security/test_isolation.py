@@ -14,7 +14,7 @@ from store import InvalidKey, NotFound, VersionConflict, make_key
 from store.tasks import InvalidParams, TaskNotFound
 from tests.harness import unique
 from tests.worker.conftest import isolated_settings, served_client
-from worker.client import TaskStoreClient
+from worker.producer.client import TaskStoreClient
 
 NEAR_MISSES: list[Callable[[str], str]] = [
     str.upper,

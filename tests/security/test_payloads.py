@@ -16,10 +16,10 @@ from redis.asyncio import Redis
 from store import make_key
 from tests.harness import unique
 from tests.security.conftest import keyspace
-from worker.client import TaskStoreClient
-from worker.queue import wake_key
-from worker.serialization import deserialize
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.keys import QueueKeys
+from worker.protocol.serialization import deserialize
+from worker.protocol.settings import Settings
 
 
 def _job(function: Any, args: Any = (), kwargs: Any = None) -> bytes:
@@ -56,7 +56,7 @@ async def _push_and_wait(redis: Redis, queue: str, payload: bytes) -> dict[str, 
     await redis.set(f"arq:job:{job_id}", payload, px=60_000)
     await redis.zadd(queue, {job_id: int(time.time() * 1000)})
     # As the enqueue script does, so the idle worker looks at once.
-    await cast(Any, redis).lpush(wake_key(queue), "1")
+    await cast(Any, redis).lpush(QueueKeys(queue).wake, "1")
     for _ in range(200):
         result = await redis.get(f"arq:result:{job_id}")
         if result is not None:

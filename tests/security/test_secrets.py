@@ -18,8 +18,8 @@ from tests.worker.conftest import (
     isolated_settings,
     wait_for_worker,
 )
-from worker.client import TaskStoreClient
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.settings import Settings
 
 PASSWORD = "s3cr3t-Pa55-do-not-log"
 

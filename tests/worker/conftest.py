@@ -21,10 +21,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from store.redis import EmbeddedRedis
 from store.redis.connect import SentinelURL, is_sentinel
 from tests.harness import unique
-from worker.client import TaskStoreClient
-from worker.liveness import live_workers
-from worker.main import worker_settings
-from worker.settings import Settings, load_settings
+from tests.leftovers import drop_run_keys
+from worker.producer.client import TaskStoreClient
+from worker.protocol.settings import Settings, load_settings
+from worker.runtime.liveness import live_workers
+from worker.runtime.main import worker_settings
 
 QUEUES = ["redis", "embedded"]
 
@@ -46,6 +47,12 @@ def queue_settings(request: pytest.FixtureRequest, tmp_path: Path, kind: str) ->
     return isolated_settings(
         url, keep_result_s=30, reply_timeout_s=20, max_tasks_per_owner=1000, **options
     )
+
+
+@pytest.fixture
+def short(redis_url: str) -> Settings:
+    """A queue of its own whose writes give up after 1.5 s, for tests of deadlines."""
+    return isolated_settings(redis_url, "short", reply_timeout_s=1.5)
 
 
 def isolated_settings(url: str, label: str = "w", **overrides: Any) -> Settings:
@@ -70,11 +77,10 @@ def raw_redis(settings: Settings) -> Redis:
 
 
 async def drop_test_keys(settings: Settings) -> None:
+    """Remove every key the test's queue and store made (``tests.leftovers``)."""
     redis = raw_redis(settings)
     try:
-        for pattern in (f"{settings.queue_name}*", f"{settings.key_prefix}:*"):
-            async for key in redis.scan_iter(match=pattern, count=1000):
-                await redis.unlink(key)
+        await drop_run_keys(redis, settings.queue_name, settings.key_prefix)
     finally:
         await redis.aclose()
 
@@ -125,7 +131,7 @@ def cli(
     settings: Settings, *args: str, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``taskstore *args`` in a subprocess with these settings, its output captured."""
-    return python("-m", "worker.cli", *args, env=settings_env(settings), cwd=cwd)
+    return python("-m", "worker.tools.cli", *args, env=settings_env(settings), cwd=cwd)
 
 
 @pytest.fixture
@@ -159,7 +165,7 @@ class WorkerProcess:
     """``taskstore worker`` (or ``python -m <argv>``) in a subprocess, its output in a file."""
 
     def __init__(
-        self, settings: Settings, log: Path, argv: tuple[str, ...] = ("worker.cli", "worker")
+        self, settings: Settings, log: Path, argv: tuple[str, ...] = ("worker.tools.cli", "worker")
     ) -> None:
         self.log = log
         self.process = subprocess.Popen(

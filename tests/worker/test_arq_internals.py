@@ -1,4 +1,5 @@
-"""Each behaviour of arq that ``worker.arq_internals`` names, pinned: an arq upgrade fails here."""
+"""Each behaviour of arq that ``worker.runtime.arq_internals`` names, pinned: an arq upgrade
+fails here."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from arq.worker import Worker, create_worker
 from store.clock import server_ms
 from tests.harness import unique
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
-from worker import tally
-from worker.arq_internals import RETRY_KEEP_S, QueuePool, job_keys, result_record
-from worker.main import worker_settings
-from worker.serialization import deserialize, serialize
-from worker.settings import Settings
+from worker.protocol.keys import job_keys
+from worker.protocol.serialization import deserialize, serialize
+from worker.protocol.settings import Settings
+from worker.runtime import tally
+from worker.runtime.arq_internals import RETRY_KEEP_S, QueuePool, result_record
+from worker.runtime.main import worker_settings
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ from store import make_key
 from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
-from worker import jobs
-from worker.arq_internals import job_keys
-from worker.client import TaskStoreClient
-from worker.connections import queue_redis_settings
-from worker.context import state
-from worker.queue import enqueue, job_payload, reply_key, wait_reply
-from worker.serialization import deserialize, serialize
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.producer.queue import enqueue, job_payload, wait_reply
+from worker.protocol.connections import queue_redis_settings
+from worker.protocol.keys import QueueKeys, job_keys
+from worker.protocol.serialization import deserialize, serialize
+from worker.protocol.settings import Settings
+from worker.runtime import jobs
+from worker.runtime.context import state
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ async def test_a_batch_delivered_again_by_hand_replays_and_applies_nothing_twice
         first = await replies(pool, settings, ids)
         # The same jobs again, under their ids, as a queue that forgot it answered them.
         for job_id in ids:
-            await pool.delete(job_keys(job_id).result, reply_key(settings.queue_name, job_id))
+            await pool.delete(job_keys(job_id).result, QueueKeys(settings.queue_name).reply(job_id))
         for job_id, payload in zip(ids, payloads, strict=True):
             assert await enqueue(pool, settings.queue_name, job_id, payload)
         again = await replies(pool, settings, ids)

@@ -21,9 +21,10 @@ from store import (
 from store.tasks import InvalidTransition, TaskNotFound, TaskRecord, TaskStatus
 from tests.harness import unique
 from tests.worker.conftest import queue_settings, raw_redis
-from worker.client import TaskStoreClient
-from worker.queue import reply_key, wait_reply
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.producer.queue import wait_reply
+from worker.protocol.keys import QueueKeys, job_keys
+from worker.protocol.settings import Settings
 
 
 @pytest.fixture(params=["redis", "embedded", "cluster-store"])
@@ -135,18 +136,18 @@ async def test_a_redelivered_job_applies_nothing_twice(
     try:
         # arq records the result just after the job has pushed its reply.
         for _ in range(200):
-            payload = await redis.get(f"arq:result:{job_id}")
+            payload = await redis.get(job_keys(job_id).result)
             if payload is not None:
                 break
             await asyncio.sleep(0.05)
         assert payload is not None
         # Put the job back as arq does after a crash: its record and its queue entry.
-        from worker.serialization import deserialize, serialize
+        from worker.protocol.serialization import deserialize, serialize
 
         result = deserialize(payload)
         job = {"t": None, "f": result["f"], "a": result["a"], "k": result["k"], "et": 0}
-        await redis.delete(f"arq:result:{job_id}", reply_key(settings.queue_name, job_id))
-        await redis.set(f"arq:job:{job_id}", serialize(job), px=60_000)
+        await redis.delete(job_keys(job_id).result, QueueKeys(settings.queue_name).reply(job_id))
+        await redis.set(job_keys(job_id).job, serialize(job), px=60_000)
         await redis.zadd(settings.queue_name, {job_id: int(time.time() * 1000)})
         again = await wait_reply(client.pool, settings.queue_name, job_id, 20)
     finally:

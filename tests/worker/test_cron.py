@@ -14,9 +14,9 @@ from store import make_key
 from store.redis import RedisBackend
 from tests.harness import unique
 from tests.worker.conftest import drop_test_keys, running_worker
-from worker.client import TaskStoreClient
-from worker.context import state
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.settings import Settings
+from worker.runtime.context import state
 
 
 async def _until(

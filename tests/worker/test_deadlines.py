@@ -13,12 +13,12 @@ from redis.asyncio import Redis
 
 from store import NotFound, make_key
 from tests.harness import unique
-from tests.worker.conftest import drop_test_keys, isolated_settings, raw_redis, running_worker
-from worker.client import TaskStoreClient
-from worker.errors import DeadlineExceeded, NoWorkerAlive
-from worker.liveness import workers_key
-from worker.queue import job_payload, wait_reply
-from worker.settings import Settings
+from tests.worker.conftest import drop_test_keys, raw_redis, running_worker
+from worker.producer.client import TaskStoreClient
+from worker.producer.queue import job_payload, wait_reply
+from worker.protocol.errors import DeadlineExceeded, NoWorkerAlive
+from worker.protocol.keys import QueueKeys, job_keys
+from worker.protocol.settings import Settings
 
 
 async def _drained(redis: Redis, settings: Settings) -> None:
@@ -45,16 +45,11 @@ async def _planted(client: TaskStoreClient, settings: Settings, job_id: str, pay
     """Put a job record on the queue by hand, as any producer could; its reply."""
     redis = raw_redis(settings)
     try:
-        await redis.set(f"arq:job:{job_id}", payload, px=60_000)
+        await redis.set(job_keys(job_id).job, payload, px=60_000)
         await redis.zadd(settings.queue_name, {job_id: int(time.time() * 1000)})
         return await wait_reply(client.pool, settings.queue_name, job_id, 20)
     finally:
         await redis.aclose()
-
-
-@pytest.fixture
-def short(redis_url: str) -> Settings:
-    return isolated_settings(redis_url, "deadline", reply_timeout_s=1.5)
 
 
 async def test_with_no_worker_the_call_fails_as_such_and_never_runs_later(
@@ -81,7 +76,9 @@ async def test_a_live_but_busy_queue_gives_deadline_exceeded(short: Settings) ->
     try:
         # A heartbeat with no worker behind it: "alive", yet nothing takes jobs.
         now_s, micros = await redis.time()
-        await redis.zadd(workers_key(short.queue_name), {"phantom": now_s * 1000 + micros // 1000})
+        await redis.zadd(
+            QueueKeys(short.queue_name).workers, {"phantom": now_s * 1000 + micros // 1000}
+        )
         async with TaskStoreClient.connect(short) as client:
             key = make_key(unique(), "t")
             with pytest.raises(DeadlineExceeded):

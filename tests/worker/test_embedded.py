@@ -21,8 +21,8 @@ from tests.worker.conftest import (
     settings_env,
     wait_for_worker,
 )
-from worker.client import TaskStoreClient
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.settings import Settings
 
 
 @pytest.fixture

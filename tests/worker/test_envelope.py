@@ -9,8 +9,8 @@ import pytest
 
 from store.errors import StorageError
 from store.tasks.errors import TaskError
-from worker.envelope import ERRORS, RemoteError, failure, open_envelope
-from worker.serialization import deserialize, serialize
+from worker.protocol.envelope import ERRORS, RemoteError, failure, open_envelope
+from worker.protocol.serialization import deserialize, serialize
 
 
 def _subclasses(base: type[Exception]) -> list[type[Exception]]:
@@ -55,7 +55,9 @@ def _instance(cls: type[Exception]) -> Exception:
 
 @pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda c: c.__name__)
 def test_every_error_round_trips_through_its_constructor(cls: type[Exception]) -> None:
-    assert ERRORS.get(cls.__name__) is cls, f"{cls.__name__} is missing from worker.envelope.ERRORS"
+    assert ERRORS.get(cls.__name__) is cls, (
+        f"{cls.__name__} is missing from worker.protocol.envelope.ERRORS"
+    )
     original = _instance(cls)
     wire = deserialize(serialize(failure(original)))
     with pytest.raises(cls) as raised:

@@ -27,9 +27,10 @@ from store import (
 from store.tasks import InvalidParams, InvalidTransition, NotReady, TaskNotFound, TaskStatus
 from tests.harness import unique
 from tests.worker.conftest import raw_redis
-from worker.client import TaskStoreClient
-from worker.serialization import deserialize
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.keys import job_keys
+from worker.protocol.serialization import deserialize
+from worker.protocol.settings import Settings
 
 
 async def test_raw_writes_and_reads(client: TaskStoreClient) -> None:
@@ -152,7 +153,7 @@ async def test_bad_input_fails_clearly_and_changes_nothing(
 async def _raw_job(settings: Settings, name: str, *args: object, **kwargs: Any) -> Job:
     from arq.connections import ArqRedis
 
-    from worker.serialization import serialize
+    from worker.protocol.serialization import serialize
 
     redis = raw_redis(settings)
     pool = ArqRedis(connection_pool=redis.connection_pool, job_serializer=serialize)
@@ -197,10 +198,10 @@ async def test_a_pickled_job_is_failed_without_being_run(
         {"t": 1, "f": "put", "a": [Exploit()], "k": {}, "et": int(time.time() * 1000)}
     )
     redis = raw_redis(settings)
-    await redis.set(f"arq:job:{job_id}", payload, px=60_000)
+    await redis.set(job_keys(job_id).job, payload, px=60_000)
     await redis.zadd(settings.queue_name, {job_id: int(time.time() * 1000)})
     for _ in range(100):
-        if await redis.exists(f"arq:result:{job_id}"):
+        if await redis.exists(job_keys(job_id).result):
             break
         await asyncio.sleep(0.05)
     result = deserialize(await redis.get(f"arq:result:{job_id}"))

@@ -11,10 +11,10 @@ import pytest
 from store import make_key
 from tests.harness import unique
 from tests.worker.conftest import WorkerProcess, drop_test_keys, isolated_settings, wait_for_worker
-from worker.client import TaskStoreClient
+from worker.producer.client import TaskStoreClient
 
 ENTRY_POINTS = {
-    "taskstore worker": ("worker.cli", "worker"),
+    "taskstore worker": ("worker.tools.cli", "worker"),
     "arq worker.main.WorkerSettings": ("arq", "worker.main.WorkerSettings"),
 }
 
@@ -61,7 +61,7 @@ def test_a_settings_error_is_a_json_line_in_json_mode(tmp_path: Path) -> None:
     from tests.worker.conftest import python
 
     env = {"TASKSTORE_LOG_FORMAT": "json", "TASKSTORE_MAX_JOBS": "-1", "PATH": "/usr/bin:/bin"}
-    ran = python("-m", "worker.cli", "worker", env=env, cwd=tmp_path)
+    ran = python("-m", "worker.tools.cli", "worker", env=env, cwd=tmp_path)
     assert ran.returncode == 2
     [line] = [line for line in ran.stderr.splitlines() if line.strip()]
     record = json.loads(line)

@@ -13,17 +13,12 @@ from store import NotFound, OpWithdrawn, WriteNotConfirmed, make_key
 from tests.harness import unique, until
 from tests.servers import RedisProcess, free_ports
 from tests.worker.conftest import drop_test_keys, isolated_settings, raw_redis, running_worker
-from worker.arq_internals import job_keys
-from worker.client import TaskStoreClient
-from worker.envelope import open_envelope
-from worker.errors import NoWorkerAlive, WriteNotApplied
-from worker.queue import wait_reply
-from worker.settings import Settings
-
-
-@pytest.fixture
-def short(redis_url: str) -> Settings:
-    return isolated_settings(redis_url, "lost", reply_timeout_s=1)
+from worker.producer.client import TaskStoreClient
+from worker.producer.queue import wait_reply
+from worker.protocol.envelope import open_envelope
+from worker.protocol.errors import NoWorkerAlive, WriteNotApplied
+from worker.protocol.keys import QueueKeys, job_keys
+from worker.protocol.settings import Settings
 
 
 async def _forget(client: TaskStoreClient, job_id: str) -> None:
@@ -81,7 +76,7 @@ async def test_a_write_told_not_applied_never_applies_even_if_its_job_comes_back
             with pytest.raises(NotFound):
                 await client.get(key)
             # Sending it again is a new attempt under the same op id: it applies, once.
-            await redis.delete(job.result, f"{short.queue_name}:reply:{handle.job_id}")
+            await redis.delete(job.result, QueueKeys(short.queue_name).reply(handle.job_id))
             async with running_worker(short):
                 again = await handle.retry()
                 assert await again.result() == 1

@@ -32,11 +32,11 @@ from tests.worker.conftest import (
     settings_env,
     wait_for_worker,
 )
-from worker.client import TaskStoreClient
-from worker.context import state
-from worker.queue import enqueue, job_payload
-from worker.serialization import serialize
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.producer.queue import enqueue, job_payload
+from worker.protocol.serialization import serialize
+from worker.protocol.settings import Settings
+from worker.runtime.context import state
 
 
 @pytest.fixture
@@ -211,7 +211,7 @@ async def test_stats_see_a_job_waiting_and_watch_repeats(settings: Settings) -> 
         code, stats = await taskstore(settings, "stats")
         assert stats["oldest_queued_age_s"] == 0
         watch = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker.cli", "stats", "--watch", "0.1",
+            sys.executable, "-m", "worker.tools.cli", "stats", "--watch", "0.1",
             env=settings_env(settings),
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -250,7 +250,7 @@ async def test_health_exit_codes_for_no_worker_and_bad_settings(settings: Settin
     anywhere = settings.model_copy(update={"worker_id_file": None})
     assert await taskstore(anywhere, "health") == (1, {"workers_alive": 0})
     bad = {**settings_env(settings), "TASKSTORE_MAX_JOBS": "none"}
-    run = await asyncio.to_thread(python, "-m", "worker.cli", "health", env=bad)
+    run = await asyncio.to_thread(python, "-m", "worker.tools.cli", "health", env=bad)
     assert run.returncode == 2
     assert "TASKSTORE_MAX_JOBS" in run.stderr
 

@@ -24,8 +24,8 @@ from tests.worker.conftest import (
     settings_env,
     wait_for_worker,
 )
-from worker.client import TaskStoreClient
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.protocol.settings import Settings
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_env_and_dotenv_are_honoured_and_bad_values_named(
 
     for name, value in [("MAX_JOBS", "lots"), ("SWEEP_INTERVAL_S", "7"), ("LOG_FORMAT", "xml")]:
         bad = {**env, f"TASKSTORE_{name}": value}
-        result = python("-m", "worker.cli", "worker", env=bad, cwd=tmp_path)
+        result = python("-m", "worker.tools.cli", "worker", env=bad, cwd=tmp_path)
         assert result.returncode == 2
         assert f"TASKSTORE_{name}" in result.stderr
 
@@ -119,7 +119,7 @@ def test_a_misspelt_variable_stops_worker_and_client_naming_the_setting(
 ) -> None:
     env = settings_env(settings)
     connect = (
-        "import asyncio\nfrom worker.client import TaskStoreClient\n"
+        "import asyncio\nfrom worker.producer.client import TaskStoreClient\n"
         "async def main():\n    async with TaskStoreClient.connect(): pass\n"
         "asyncio.run(main())"
     )
@@ -129,7 +129,7 @@ def test_a_misspelt_variable_stops_worker_and_client_naming_the_setting(
     ]
     for extra, dotenv, meant in cases:
         (tmp_path / ".env").write_text(dotenv, encoding="utf-8")
-        worker_run = python("-m", "worker.cli", "worker", env={**env, **extra}, cwd=tmp_path)
+        worker_run = python("-m", "worker.tools.cli", "worker", env={**env, **extra}, cwd=tmp_path)
         assert worker_run.returncode == 2
         assert f"did you mean {meant}?" in worker_run.stderr
         client_run = python("-c", connect, env={**env, **extra}, cwd=tmp_path)
@@ -138,11 +138,11 @@ def test_a_misspelt_variable_stops_worker_and_client_naming_the_setting(
     # The test suite's own variables are not settings, and not errors.
     (tmp_path / ".env").write_text("", encoding="utf-8")
     ours = {**env, "TASKSTORE_TEST_ANYTHING": "1"}
-    assert python("-m", "worker.cli", "failed", env=ours, cwd=tmp_path).returncode == 0
+    assert python("-m", "worker.tools.cli", "failed", env=ours, cwd=tmp_path).returncode == 0
 
 
 def test_version_is_the_package_version() -> None:
-    result = python("-m", "worker.cli", "--version", env=dict(os.environ))
+    result = python("-m", "worker.cli", "--version", env=dict(os.environ))  # the old path works
     assert result.returncode == 0
     assert result.stdout.strip() == f"taskstore {version('taskstore')}"
 
@@ -160,7 +160,7 @@ def test_a_reader_that_goes_away_ends_a_command_quietly(settings: Settings) -> N
     os.close(reader)  # as `taskstore stats | head -0` would
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "worker.cli", "stats"],
+            [sys.executable, "-m", "worker.tools.cli", "stats"],
             env=settings_env(settings),
             stdout=writer,
             stderr=subprocess.PIPE,

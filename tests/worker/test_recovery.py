@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from arq.constants import in_progress_key_prefix
 
 from store import VersionedRecord, make_key
 from tests.harness import unique
@@ -19,8 +18,8 @@ from tests.worker.conftest import (
     raw_redis,
     wait_for_worker,
 )
-from worker.client import TaskStoreClient
-from worker.queue import reply_key
+from worker.producer.client import TaskStoreClient
+from worker.protocol.keys import QueueKeys, job_keys
 
 PRODUCERS, COUNTERS, PUTS = 4, 2000, 400
 
@@ -66,8 +65,8 @@ async def test_a_killed_worker_s_jobs_move_on_within_a_lease_exactly_once(
             queued = [j.decode() for j in await redis.zrange(settings.queue_name, 0, -1)]
             async with redis.pipeline(transaction=False) as pipe:
                 for job_id in queued:
-                    pipe.exists(in_progress_key_prefix + job_id)
-                    pipe.exists(reply_key(settings.queue_name, job_id))
+                    pipe.exists(job_keys(job_id).claim)
+                    pipe.exists(QueueKeys(settings.queue_name).reply(job_id))
                 found = await pipe.execute()
             return any(
                 claimed and not replied

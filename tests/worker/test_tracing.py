@@ -16,10 +16,10 @@ from store import make_key
 from tests.harness import unique
 from tests.tracing import ended, recorded
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
-from worker.client import TaskStoreClient
-from worker.queue import enqueue, job_payload, wait_reply
-from worker.serialization import serialize
-from worker.settings import Settings
+from worker.producer.client import TaskStoreClient
+from worker.producer.queue import enqueue, job_payload, wait_reply
+from worker.protocol.serialization import serialize
+from worker.protocol.settings import Settings
 
 TRACER = trace.get_tracer("tests")
 

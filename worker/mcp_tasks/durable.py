@@ -31,10 +31,10 @@ from mcp_types.jsonrpc import METHOD_NOT_FOUND
 from opentelemetry.trace import SpanKind
 
 from store.tasks.leases import RunnerLeases
-from worker import tracing
-from worker.context import state
-from worker.liveness import lease
 from worker.mcp_tasks.running import TaskRun
+from worker.protocol import tracing
+from worker.runtime.context import state
+from worker.runtime.liveness import lease
 
 JOB = "run_tool"
 REGISTRY: dict[str, Callable[..., Any]] = {}
@@ -114,5 +114,5 @@ async def _run_tool(
             raise MCPError(METHOD_NOT_FOUND, f"durable tool {tool!r} asked for input")
         return result
 
-    async with lease(ctx):
+    async with lease(ctx, worker.settings.lease_s):
         await run.execute(work)

@@ -45,14 +45,14 @@ from store.tasks import (
 )
 from store.tasks.leases import RunnerLeases
 from store.tasks.wire_2026 import EXTENSION, PROTOCOL_VERSION, created, detailed
-from worker import tracing
-from worker.client import TaskStoreClient
 from worker.mcp_tasks import durable
 from worker.mcp_tasks.owner import owner_of
 from worker.mcp_tasks.running import TaskRun
 from worker.mcp_tasks.surface_2025 import ListTasksParams, Surface2025
-from worker.queue import enqueue, job_payload
-from worker.serialization import serialize
+from worker.producer.client import TaskStoreClient
+from worker.producer.queue import enqueue, job_payload
+from worker.protocol import tracing
+from worker.protocol.serialization import serialize
 
 Mode = Literal["optional", "required"]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -191,7 +191,7 @@ class TaskStoreTasks(Extension):
         owner = self._caller(ctx)
         record = await self.read(params.task_id, owner)
         if ctx.protocol_version == wire_2025.PROTOCOL_VERSION:
-            return wire_2025.task_object(record)
+            return record.to_wire()
         return detailed(record)
 
     async def _update(
@@ -207,9 +207,7 @@ class TaskStoreTasks(Extension):
         owner = self._caller(ctx)
         if ctx.protocol_version == wire_2025.PROTOCOL_VERSION:
             try:  # SEP-1686: a finished task cannot be cancelled, and says so
-                return wire_2025.task_object(
-                    await _answered(self.store.cancel(params.task_id, owner))
-                )
+                return (await _answered(self.store.cancel(params.task_id, owner))).to_wire()
             except InvalidTransition as exc:
                 raise MCPError(INVALID_PARAMS, f"task is already {exc.source}") from None
         with contextlib.suppress(InvalidTransition):  # finished already: acknowledged all the same

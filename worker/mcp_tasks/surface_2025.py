@@ -28,7 +28,8 @@ apart from the request that started it; clients poll.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Literal, Protocol
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
@@ -36,11 +37,35 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types import ElicitRequest, ElicitRequestFormParams, ElicitResult, RequestParams
 from mcp_types.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND
 
-from store.tasks import TaskRecord, TaskStatus, wire_2025, wire_2026
+from store.tasks import TaskPage, TaskRecord, TaskStatus, TaskStore, wire_2025, wire_2026
 from worker.mcp_tasks.owner import owner_of
 
-if TYPE_CHECKING:
-    from worker.mcp_tasks.extension import TaskStoreTasks
+Tool = Callable[[], Coroutine[Any, Any, HandlerResult]]
+Starter = Callable[
+    [ServerRequestContext[Any, Any], str, str, dict[str, Any], int | None, Tool],
+    Awaitable[TaskRecord],
+]
+
+
+class Tasks(Protocol):
+    """What this surface needs of ``TaskStoreTasks``, which serves both generations."""
+
+    store: TaskStore
+    allow_anonymous: bool
+    ttl_ms: int | None
+
+    def mode(self, tool_name: object) -> Literal["optional", "required", "forbidden"]: ...
+
+    @property
+    def start(self) -> Starter:
+        """Create the task and start its tool (context, owner, tool name, arguments, TTL)."""
+        ...
+
+    async def read(self, task_id: str, owner: str) -> TaskRecord: ...
+
+    async def respond(self, task_id: str, owner: str, answers: dict[str, Any]) -> None: ...
+
+    async def page(self, owner: str, cursor: str | None) -> TaskPage: ...
 
 
 class ListTasksParams(RequestParams):
@@ -50,7 +75,7 @@ class ListTasksParams(RequestParams):
 class Surface2025:
     """The SEP-1686 methods and middleware of one ``TaskStoreTasks``."""
 
-    def __init__(self, tasks: TaskStoreTasks) -> None:
+    def __init__(self, tasks: Tasks) -> None:
         self.tasks = tasks
 
     async def middleware(
@@ -149,7 +174,7 @@ class Surface2025:
         """``tasks/list``: a page of the caller's tasks, newest first."""
         owner = owner_of(self.tasks.allow_anonymous)
         page = await self.tasks.page(owner, params.cursor)
-        answer: dict[str, Any] = {"tasks": [wire_2025.task_object(t) for t in page.tasks]}
+        answer: dict[str, Any] = {"tasks": [t.to_wire() for t in page.tasks]}
         if page.next_cursor is not None:
             answer["nextCursor"] = page.next_cursor
         return answer

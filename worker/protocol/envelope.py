@@ -17,7 +17,7 @@ from typing import Any
 
 from store import errors as s
 from store.tasks import errors as t
-from worker import errors as w
+from worker.protocol import errors as w
 
 Envelope = dict[str, Any]
 

@@ -30,11 +30,11 @@ from typing import Any, Generic, TypeVar
 from arq.connections import ArqRedis
 
 from store import BackendError
-from worker.coalesce import Batch
-from worker.envelope import Envelope, open_envelope
-from worker.errors import OutcomeUnknown
-from worker.queue import settle, wait_reply
-from worker.settings import Settings
+from worker.producer.coalesce import Batch
+from worker.producer.queue import settle, wait_reply
+from worker.protocol.envelope import Envelope, open_envelope
+from worker.protocol.errors import OutcomeUnknown
+from worker.protocol.settings import Settings
 
 T = TypeVar("T")
 

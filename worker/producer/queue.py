@@ -4,7 +4,7 @@ A job is arq's JSON record under ``arq:job:<id>`` plus its id in the queue's
 sorted set; ``enqueue.lua`` (PROTOCOL.md: every producer's way in) checks its
 shape, writes both in one step, leaves an id that is already queued or
 answered alone, and pushes a token on ``<queue>:wake``. An idle
-worker blocks on that list instead of polling (``worker.batch``), so it costs
+worker blocks on that list instead of polling (``worker.runtime.batch``), so it costs
 Redis a few commands a second and still starts a job a round trip after it
 is enqueued.
 """
@@ -20,20 +20,17 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError, ResponseError
 
 from store import BackendError, InvalidArgument
-from worker import protocol
-from worker.arq_internals import job_keys
-from worker.liveness import ALIVE_S, workers_key
-from worker.scripts import ENQUEUE, SETTLE, EnqueueArgs, EnqueueKeys, SettleArgs, SettleKeys
-from worker.serialization import deserialize
-
-
-def reply_key(queue_name: str, job_id: str) -> str:
-    """Where the worker pushes a job's outcome for the waiting client."""
-    return f"{queue_name}:reply:{job_id}"
-
-
-def wake_key(queue_name: str) -> str:
-    return f"{queue_name}:wake"
+from worker.protocol import version as protocol
+from worker.protocol.keys import ALIVE_S, QueueKeys, job_keys
+from worker.protocol.scripts import (
+    ENQUEUE,
+    SETTLE,
+    EnqueueArgs,
+    EnqueueKeys,
+    SettleArgs,
+    SettleKeys,
+)
+from worker.protocol.serialization import deserialize
 
 
 def job_payload(
@@ -62,8 +59,8 @@ def enqueue_keys(queue_name: str, job_id: str) -> EnqueueKeys:
         keys.job,
         keys.result,
         queue_name,
-        wake_key(queue_name),
-        reply_key(queue_name, job_id),
+        QueueKeys(queue_name).wake,
+        QueueKeys(queue_name).reply(job_id),
     )
 
 
@@ -88,7 +85,7 @@ async def wait_reply(pool: ArqRedis, queue_name: str, job_id: str, timeout_s: fl
     BLMOVE onto itself leaves the reply in place until it expires, so waiting
     twice, or re-sending the same op id, still finds it.
     """
-    key = reply_key(queue_name, job_id)
+    key = QueueKeys(queue_name).reply(job_id)
     redis: Any = pool
     try:
         reply = await redis.blmove(key, key, timeout_s, "RIGHT", "LEFT")
@@ -106,8 +103,8 @@ async def settle(pool: ArqRedis, queue_name: str, job_id: str) -> str:
         job.tries,
         job.result,
         queue_name,
-        reply_key(queue_name, job_id),
-        workers_key(queue_name),
+        QueueKeys(queue_name).reply(job_id),
+        QueueKeys(queue_name).workers,
     )
     try:
         state = await SETTLE.run(pool, keys, SettleArgs(job_id, int(ALIVE_S * 1000)))

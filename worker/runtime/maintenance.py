@@ -1,4 +1,7 @@
-"""Cron jobs: the expiry sweep, the orphan reaper, and failing abandoned tasks.
+"""The worker's own arq functions: ``refuse``, and the cron jobs (the expiry sweep, the
+orphan reaper, and failing abandoned tasks).
+
+``refuse`` answers a job arq's decoder could not run (``jobs.job_deserializer``).
 
 arq's unique cron job ids stop two workers from running the same tick; a
 lock in Redis also stops a run that outlasts its interval from overlapping
@@ -14,19 +17,36 @@ import secrets
 import time
 from typing import Any
 
-from store.errors import StorageError
+from store.errors import InvalidArgument, StorageError
 from store.tasks import TaskError
 from store.tasks.leases import RunnerLeases
-from worker import tracing
-from worker.context import state
-from worker.liveness import lease
-from worker.scripts import RELEASE_LOCK, LockArgs, LockKeys
+from worker.protocol import envelope, tracing
+from worker.protocol.keys import QueueKeys
+from worker.protocol.scripts import RELEASE_LOCK, LockArgs, LockKeys
+from worker.protocol.serialization import serialize
+from worker.runtime.context import state
+from worker.runtime.jobs import JobRefused
+from worker.runtime.liveness import lease
 
 log = logging.getLogger("taskstore.maintenance")
+jobs_log = logging.getLogger("taskstore.jobs")
+
+
+async def refuse(ctx: dict[str, Any], reason: str) -> None:
+    """A job that cannot run (unknown function, undecodable payload): answer, then fail it."""
+    jobs_log.warning("refused job %s: %s", ctx["job_id"], reason, extra={"job_id": ctx["job_id"]})
+    settings = state(ctx).settings
+    key = QueueKeys(settings.queue_name).reply(ctx["job_id"])
+    # One round trip, no MULTI: the expiry only tidies up after the reply is read.
+    async with ctx["redis"].pipeline(transaction=False) as pipe:
+        pipe.lpush(key, serialize(envelope.failure(InvalidArgument(reason))))
+        pipe.pexpire(key, int(settings.keep_result_s * 1000))
+        await pipe.execute()
+    raise JobRefused(reason)
 
 
 def _lock_key(ctx: dict[str, Any], name: str) -> str:
-    return f"{state(ctx).settings.queue_name}:lock:{name}"
+    return QueueKeys(state(ctx).settings.queue_name).lock(name)
 
 
 async def _locked(ctx: dict[str, Any], name: str) -> str | None:
@@ -81,7 +101,7 @@ async def _maintain_locked(ctx: dict[str, Any], name: str, run: Any) -> int:
     metrics = state(ctx).metrics
     started = time.perf_counter()
     try:
-        async with lease(ctx, _lock_key(ctx, name)):
+        async with lease(ctx, state(ctx).settings.lease_s, _lock_key(ctx, name)):
             removed = int(await run(ctx))
     except (StorageError, TaskError) as exc:
         log.warning("%s failed: %s", name, exc)

@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from worker.queue_stats import QueueStats
+from worker.runtime.queue_stats import QueueStats
 
 
 class Metrics:

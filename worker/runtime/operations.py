@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from store import BackendError, StorageError
-from store.tasks import StoreError, TaskError
-from worker.writes import Stores, Write
+from store import StorageError
+from store.tasks import TaskError
+from worker.protocol.writes import Stores, Write
 
 log = logging.getLogger("taskstore.jobs")
 
@@ -33,9 +33,6 @@ class Call:
 
 Result = object
 """A write's outcome: its value as JSON, or the exception it raised."""
-
-RETRYABLE = (BackendError, StoreError)
-"""Failures of the server, not of the write: a retry under the same op id may succeed."""
 
 
 @dataclass

@@ -24,23 +24,12 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from store.clock import server_ms
-from worker.arq_internals import job_keys
-from worker.context import state
-from worker.scripts import HEARTBEAT, HeartbeatArgs, HeartbeatKeys
+from worker.protocol.keys import ALIVE_S, HEARTBEAT_S, QueueKeys, job_keys
+from worker.protocol.scripts import HEARTBEAT, HeartbeatArgs, HeartbeatKeys
 
 log = logging.getLogger("taskstore.worker")
 
-HEARTBEAT_S = 2.0
-ALIVE_S = 3 * HEARTBEAT_S
 _FORGET_S = 3600
-
-
-def workers_key(queue_name: str) -> str:
-    return f"{queue_name}:workers"
-
-
-def running_key(queue_name: str) -> str:
-    return f"{queue_name}:workers:running"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +51,7 @@ async def heartbeats(
 
     ``reached`` hears whether each heartbeat got to Redis (the worker-up gauge).
     """
-    keys = HeartbeatKeys(workers_key(queue_name), running_key(queue_name))
+    keys = HeartbeatKeys(QueueKeys(queue_name).workers, QueueKeys(queue_name).running)
     while True:
         try:
             await HEARTBEAT.run(redis, keys, HeartbeatArgs(worker_id, _FORGET_S * 1000, running()))
@@ -76,16 +65,16 @@ async def forget(redis: Any, queue_name: str, worker_id: str) -> None:
     """Take a stopping worker off the list at once (it would drop off by itself)."""
     with contextlib.suppress(RedisError):
         async with redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(workers_key(queue_name), worker_id)
-            pipe.hdel(running_key(queue_name), worker_id)
+            pipe.zrem(QueueKeys(queue_name).workers, worker_id)
+            pipe.hdel(QueueKeys(queue_name).running, worker_id)
             await pipe.execute()
 
 
 def read_workers(pipe: Any, queue_name: str, now_ms: int) -> None:
     """Queue on ``pipe`` the two reads ``parse_workers`` takes the replies of."""
     since = now_ms - ALIVE_S * 1000
-    pipe.zrangebyscore(workers_key(queue_name), since, "+inf", withscores=True)
-    pipe.hgetall(running_key(queue_name))
+    pipe.zrangebyscore(QueueKeys(queue_name).workers, since, "+inf", withscores=True)
+    pipe.hgetall(QueueKeys(queue_name).running)
 
 
 def parse_workers(replies: list[Any], now_ms: int) -> dict[str, WorkerState]:
@@ -112,10 +101,10 @@ def text(value: bytes | str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def lease(ctx: dict[str, Any], *also: str) -> AsyncIterator[None]:
-    """Hold the running job's claim (and ``also`` keys) as a lease, renewed while the body runs."""
+async def lease(ctx: dict[str, Any], lease_s: float, *also: str) -> AsyncIterator[None]:
+    """Hold the running job's claim (and ``also`` keys) as a lease of ``lease_s``, renewed
+    while the body runs."""
     redis, claim = ctx["redis"], job_keys(ctx["job_id"]).claim
-    lease_s = state(ctx).settings.lease_s
     ms = int(lease_s * 1000)
 
     async def renew() -> None:

@@ -14,8 +14,8 @@ from store import StorageBackend, open_backend
 from store.redis import EmbeddedRedis
 from store.redis.connect import SentinelURL, connect, is_embedded, is_sentinel
 from store.tasks import TaskStore
-from worker.settings import Settings
-from worker.writes import Stores
+from worker.protocol.settings import Settings
+from worker.protocol.writes import Stores
 
 # A dropped connection or a restarted Redis must not end the worker: arq's poll
 # loop lets a ConnectionError escape, so its commands retry with capped backoff

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the jobs' modules import this one; it needs these only as types
-    from worker.batch import BatchPath
-    from worker.metrics import Metrics
-    from worker.settings import Settings
-    from worker.writes import Stores
+    from worker.protocol.settings import Settings
+    from worker.protocol.writes import Stores
+    from worker.runtime.batch import BatchPath
+    from worker.runtime.metrics import Metrics
 
 STATE = "taskstore"
 

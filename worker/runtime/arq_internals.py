@@ -2,7 +2,7 @@
 
 The batch path claims, runs and finishes write jobs itself, so that a job
 costs a few commands instead of arq's twenty; it must still look to every
-producer, to ``arq worker.main.WorkerSettings`` and to arq's own path (cron,
+producer, to ``arq worker.runtime.main.WorkerSettings`` and to arq's own path (cron,
 durable tools) exactly as arq's jobs do. It relies on these behaviours of
 arq 0.28, each pinned by ``tests/worker/test_arq_internals.py`` so that an
 upgrade that changes one fails there and nowhere else:
@@ -40,20 +40,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from arq.connections import ArqRedis
 from arq.constants import (
     in_progress_key_prefix,
-    job_key_prefix,
     result_key_prefix,
-    retry_key_prefix,
 )
 from arq.jobs import serialize_result
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from worker.serialization import serialize
+from worker.protocol.serialization import serialize
 
 RETRY_KEEP_S = 88_400
 """How long arq keeps a job's try count (``run_job``'s EXPIRE)."""
@@ -61,24 +59,6 @@ RETRY_KEEP_S = 88_400
 FinishHook = Callable[[Pipeline, str, bytes | None], None]
 """Called with arq's MULTI that finishes job ``job_id``, to add commands to it: with
 arq's result as stored, or None when the job is deferred for a retry."""
-
-
-class JobKeys(NamedTuple):
-    """arq's keys of one job."""
-
-    job: str
-    claim: str
-    tries: str
-    result: str
-
-
-def job_keys(job_id: str) -> JobKeys:
-    return JobKeys(
-        job_key_prefix + job_id,
-        in_progress_key_prefix + job_id,
-        retry_key_prefix + job_id,
-        result_key_prefix + job_id,
-    )
 
 
 def result_record(
@@ -216,7 +196,7 @@ def queue_pool(
     wake_key: str,
     on_finish: FinishHook | None = None,
 ) -> QueuePool:
-    """The worker's pool (see ``worker.connections.queue_client``), set up as
+    """The worker's pool (see ``worker.protocol.connections.queue_client``), set up as
     ``arq.connections.create_pool`` sets up its own."""
     pool.job_serializer = serializer
     pool.job_deserializer = deserializer

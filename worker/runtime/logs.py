@@ -5,7 +5,7 @@ outcomes, duration), never arguments, data, variables or results. arq's own
 per-job lines carry exactly those (its ``→`` line the arguments, its ``←``
 line the result), so they are dropped; arq's other lines are kept, through
 taskstore's handler only, so each appears once and in the chosen format
-under ``taskstore worker`` and ``arq worker.main.WorkerSettings`` alike.
+under ``taskstore worker`` and ``arq worker.runtime.main.WorkerSettings`` alike.
 """
 
 from __future__ import annotations

@@ -34,14 +34,17 @@ from arq.worker import JobExecutionFailed
 from redis.exceptions import RedisError
 
 from store import BackendError, InvalidArgument, VersionConflict
-from worker import envelope, failed, jobs, tally, tracing
-from worker.arq_internals import QueuePool, job_keys, result_record
-from worker.context import WorkerState
-from worker.errors import OutcomeUnknown
-from worker.operations import RETRYABLE, Call, Result, execute
-from worker.queue import reply_key, wake_key
-from worker.scripts import CLAIM, FINISH, ClaimArgs, ClaimKeys, FinishArgs, FinishKeys
-from worker.serialization import deserialize, serialize
+from worker.protocol import envelope, tracing
+from worker.protocol.errors import OutcomeUnknown
+from worker.protocol.keys import QueueKeys, job_keys
+from worker.protocol.scripts import CLAIM, FINISH, ClaimArgs, ClaimKeys, FinishArgs, FinishKeys
+from worker.protocol.serialization import deserialize, serialize
+from worker.protocol.settings import Settings
+from worker.protocol.writes import RETRYABLE, Stores
+from worker.runtime import dead_letter, jobs, tally
+from worker.runtime.arq_internals import QueuePool, result_record
+from worker.runtime.metrics import Metrics
+from worker.runtime.operations import Call, Result, execute
 
 log = logging.getLogger("taskstore.jobs")
 
@@ -74,9 +77,10 @@ class _Job:
 class BatchPath:
     """The worker's poll: claims write jobs in batches, hands the rest to arq."""
 
-    def __init__(self, pool: QueuePool, worker: WorkerState) -> None:
-        self.pool, self.worker = pool, worker
-        self.settings = worker.settings
+    def __init__(
+        self, pool: QueuePool, settings: Settings, stores: Stores, metrics: Metrics
+    ) -> None:
+        self.pool, self.settings, self.stores, self.metrics = pool, settings, stores, metrics
         self.held: set[str] = set()
         self._slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
         self._in_order = asyncio.Lock()
@@ -165,7 +169,7 @@ class BatchPath:
                 wait = min(wait, due_ms / 1000 - time.time())
             if wait > 0.001:
                 redis: Any = self.pool
-                await redis.blpop([wake_key(self.settings.queue_name)], timeout=wait)
+                await redis.blpop([QueueKeys(self.settings.queue_name).wake], timeout=wait)
 
     async def _renew(self) -> None:
         """Renew the lease of every claim held, a third of a lease at a time."""
@@ -188,7 +192,7 @@ class BatchPath:
     # -- running ------------------------------------------------------------------
 
     async def _run(self, claimed: list[tuple[str, int, bytes]]) -> None:
-        metrics = self.worker.metrics
+        metrics = self.metrics
         metrics.running += len(claimed)
         started, started_ms = time.perf_counter(), int(time.time() * 1000)
         try:
@@ -200,7 +204,7 @@ class BatchPath:
                 async with self._in_order:
                     try:
                         results = await asyncio.wait_for(
-                            execute(self.worker.stores, calls), self.settings.job_timeout_s
+                            execute(self.stores, calls), self.settings.job_timeout_s
                         )
                     except TimeoutError:
                         late = BackendError(None, "the batch ran past JOB_TIMEOUT_S")
@@ -270,7 +274,7 @@ class BatchPath:
         outcomes: list[Any] = []
         for job in batch:
             job_id = job.job_id
-            keys += [*job_keys(job_id), reply_key(queue, job_id)]
+            keys += [*job_keys(job_id), QueueKeys(queue).reply(job_id)]
             stored, record, retry_job = b"", "", b""
             if job.verdict != "retried":
                 success = job.verdict == "completed"
@@ -278,7 +282,7 @@ class BatchPath:
                     job_id, queue, job.job, job.job_try, success, job.result, started_ms
                 )
                 if not success:
-                    record, _, retry_job = failed.entry(job_id, deserialize(stored))
+                    record, _, retry_job = dead_letter.entry(job_id, deserialize(stored))
             reply = b"" if job.reply is None else serialize(job.reply)
             defer_ms = min(50 * 2**job.job_try, 2000)
             outcomes += [job_id, job.verdict, stored, reply, defer_ms, record, retry_job]
@@ -286,7 +290,7 @@ class BatchPath:
         self.held.difference_update(job.job_id for job in batch)
         await FINISH.run(
             self.pool,
-            FinishKeys(queue, tally.minute_key(queue), *failed.keys(queue), tuple(keys)),
+            FinishKeys(queue, QueueKeys(queue).tally(), *dead_letter.keys(queue), tuple(keys)),
             FinishArgs(
                 int(settings.keep_result_s * 1000),
                 tally.KEEP_S,
@@ -297,7 +301,7 @@ class BatchPath:
 
     def _report(self, batch: list[_Job], seconds: float) -> None:
         """Metrics per job and write; one log line for the batch, one per job at DEBUG."""
-        metrics = self.worker.metrics
+        metrics = self.metrics
         labels = Counter[str]()
         for job in batch:
             counted = Counter[str]()

@@ -16,20 +16,28 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, get_type_hints
 
 from pydantic import TypeAdapter
 
-from store import BatchOp, InvalidArgument, StorageBackend
+from store import BackendError, BatchOp, InvalidArgument, StorageBackend
 from store.checks import check_version
 from store.keys import parse_key
-from store.tasks import TaskRecord, TaskStatus, TaskStore
+from store.tasks import StoreError, TaskRecord, TaskStatus, TaskStore
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 CALL_OPTIONS = ("op_id", "coalesce")
+
+MAX_OPS_PER_JOB = 10_000
+"""The most writes one ``ops`` or ``apply_batch`` job carries."""
+BATCH_FIELDS = frozenset(f.name for f in fields(BatchOp)) - {"op_id", "sent_at_ms"}
+"""What an ``apply_batch`` item may hold: the job gives the op id and the send time."""
+
+RETRYABLE = (BackendError, StoreError)
+"""Failures of the server, not of the write: a retry under the same op id may succeed."""
 
 Arguments = Mapping[str, Any]
 

@@ -7,13 +7,13 @@
   success envelope holding one envelope per write, in order.
 - ``apply_batch``: raw puts and CAS ops, op ``i`` under ``<job id>:<i>``.
 
-These are the jobs the batch path (``worker.batch``) claims and runs many at
+These are the jobs the batch path (``worker.runtime.batch``) claims and runs many at
 a time; ``TaskStoreClient`` sends only ``ops`` jobs, the others serve
 producers that speak arq or PROTOCOL.md directly. Arguments are bound here,
 never by a Python call, so a producer's wrong, missing or unknown arguments
 become a typed ``InvalidArgument`` outcome that names them.
 
-arq's own path keeps ``refuse``: what the job decoder turns a job that
+arq's own path keeps ``refuse`` (``maintenance.refuse``): what the job decoder turns a job that
 cannot run into, so that it too answers.
 """
 
@@ -23,23 +23,20 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from store import BatchOp, InvalidArgument
+from store import InvalidArgument
 from store.checks import check_op_id
-from worker import envelope, protocol, writes
-from worker.context import state
-from worker.errors import DeadlineExceeded
-from worker.operations import Call
-from worker.queue import reply_key
-from worker.serialization import deserialize, serialize
-from worker.writes import WRITES
+from worker.protocol import envelope, writes
+from worker.protocol import version as protocol
+from worker.protocol.errors import DeadlineExceeded
+from worker.protocol.serialization import deserialize
+from worker.protocol.writes import BATCH_FIELDS, MAX_OPS_PER_JOB, WRITES
+from worker.runtime.operations import Call
 
 log = logging.getLogger("taskstore.jobs")
 
-MAX_OPS_PER_JOB = 10_000
-BATCH_FIELDS = frozenset(f.name for f in fields(BatchOp)) - {"op_id", "sent_at_ms"}
 JOB_FIELDS = frozenset({"f", "a", "k", "et"})
 REFUSE = "refuse"
 
@@ -153,19 +150,6 @@ def _batch_calls(job_id: str, ops: object, sent: int | None) -> list[Call | Exce
         except InvalidArgument as exc:
             calls.append(exc)
     return calls
-
-
-async def refuse(ctx: dict[str, Any], reason: str) -> None:
-    """A job that cannot run (unknown function, undecodable payload): answer, then fail it."""
-    log.warning("refused job %s: %s", ctx["job_id"], reason, extra={"job_id": ctx["job_id"]})
-    settings = state(ctx).settings
-    key = reply_key(settings.queue_name, ctx["job_id"])
-    # One round trip, no MULTI: the expiry only tidies up after the reply is read.
-    async with ctx["redis"].pipeline(transaction=False) as pipe:
-        pipe.lpush(key, serialize(envelope.failure(InvalidArgument(reason))))
-        pipe.pexpire(key, int(settings.keep_result_s * 1000))
-        await pipe.execute()
-    raise JobRefused(reason)
 
 
 class JobRefused(Exception):

@@ -1,4 +1,4 @@
-"""The last failed jobs, kept for an operator to list and retry.
+"""Keeping the last failed jobs, for an operator to list and retry (``worker.tools.failed``).
 
 A job fails when the worker gives up on it: it timed out, it was refused (it
 did not decode, or named no job), it ran out of tries, or it raised. Its
@@ -8,52 +8,23 @@ record of it (``FailedJob``: no arguments, no data) among the last
 ``FAILED_JOBS_KEEP``, and, apart, the function and arguments a retry
 re-enqueues, which are never printed.
 
-A retry re-enqueues the job under its own id, so every write in it runs
-under its own op id again: a write that was applied before the failure
-replays its first outcome instead of applying twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from worker import tally
-from worker.arq_internals import FinishHook, job_keys
-from worker.errors import FailedJobNotKept, JobAlreadyQueued
-from worker.jobs import REFUSE
-from worker.queue import enqueue, job_payload, reply_key
-from worker.scripts import DEAD_LETTER, DeadLetterArgs, DeadLetterKeys
-from worker.serialization import SUCCEEDED, deserialize, serialize
+from worker.protocol.keys import QueueKeys
+from worker.protocol.scripts import DEAD_LETTER, DeadLetterArgs, DeadLetterKeys
+from worker.protocol.serialization import SUCCEEDED, deserialize, serialize
+from worker.runtime import tally
+from worker.runtime.arq_internals import FinishHook
+from worker.runtime.jobs import REFUSE
 
 _MESSAGE_CHARS = 300
-
-
-def failed_key(queue_name: str) -> str:
-    return f"{queue_name}:failed"
-
-
-def _records_key(queue_name: str) -> str:
-    return f"{queue_name}:failed:records"
-
-
-def _jobs_key(queue_name: str) -> str:
-    return f"{queue_name}:failed:jobs"
-
-
-@dataclass(frozen=True, slots=True)
-class FailedJob:
-    job_id: str
-    function: str
-    error: str
-    message: str
-    tries: int
-    enqueued_at: str
-    failed_at: str
-    retryable: bool
 
 
 def on_job_finished(queue_name: str, keep: int) -> FinishHook:
@@ -74,7 +45,11 @@ def on_job_finished(queue_name: str, keep: int) -> FinishHook:
 
 def keys(queue_name: str) -> DeadLetterKeys:
     """Where failed jobs are kept: ids by failure time, their records, their retry jobs."""
-    return DeadLetterKeys(failed_key(queue_name), _records_key(queue_name), _jobs_key(queue_name))
+    return DeadLetterKeys(
+        QueueKeys(queue_name).failed,
+        QueueKeys(queue_name).failed_records,
+        QueueKeys(queue_name).failed_jobs,
+    )
 
 
 def record(pipe: Any, queue_name: str, job_id: str, result: dict[str, Any], keep: int) -> None:
@@ -105,44 +80,12 @@ def entry(job_id: str, result: dict[str, Any]) -> tuple[str, int, bytes]:
         "failed_at": _iso(failed_ms),
         "retryable": retryable,
     }
-    job = serialize({"f": function, "a": result.get("a"), "k": result.get("k")})
+    # A retry keeps ``et``, the time the job was first sent (see ``worker.tools.failed``).
+    job = serialize(
+        {"f": function, "a": result.get("a"), "k": result.get("k"), "et": result.get("et")}
+    )
     return json.dumps(kept), failed_ms, job if retryable else b""
 
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-
-
-async def list_failed(redis: Any, queue_name: str, limit: int) -> list[FailedJob]:
-    """The last ``limit`` failed jobs, newest first."""
-    ids = await redis.zrange(failed_key(queue_name), 0, limit - 1, desc=True)
-    if not ids:
-        return []
-    records = await redis.hmget(_records_key(queue_name), ids)
-    return [FailedJob(**json.loads(r)) for r in records if r is not None]
-
-
-async def retry(pool: Any, queue_name: str, job_id: str) -> None:
-    """Enqueue a kept failed job again under its own id, then let go of its record.
-
-    Its caller's deadline, if it had one, is dropped: the caller is gone, and
-    the operator asks for it to run now. It keeps the time it was first sent,
-    so an op id its caller withdrew stays withdrawn for it.
-    """
-    kept = await pool.hget(_jobs_key(queue_name), job_id)
-    if kept is None:
-        raise FailedJobNotKept(job_id)
-    job = deserialize(kept)
-    kwargs = {k: v for k, v in job["k"].items() if k != "deadline_ms"}
-    sent = job.get("et") if type(job.get("et")) is int else None
-    payload = job_payload(job["f"], serialize(job["a"]), serialize(kwargs), sent_at_ms=sent)
-    # The failure's result and reply would make the enqueue script refuse the id.
-    arq = job_keys(job_id)
-    await pool.delete(arq.result, arq.tries, reply_key(queue_name, job_id))
-    if not await enqueue(pool, queue_name, job_id, payload):
-        raise JobAlreadyQueued(job_id)
-    async with pool.pipeline(transaction=True) as pipe:
-        pipe.zrem(failed_key(queue_name), job_id)
-        pipe.hdel(_records_key(queue_name), job_id)
-        pipe.hdel(_jobs_key(queue_name), job_id)
-        await pipe.execute()

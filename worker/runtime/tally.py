@@ -8,26 +8,19 @@ last 60 minutes in one round trip.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from worker.liveness import text
+from worker.protocol.keys import QueueKeys
+from worker.runtime.liveness import text
 
 OUTCOMES = ("completed", "failed", "retried")
 MINUTES = 60
 KEEP_S = (MINUTES + 2) * 60
 
 
-def minute_key(queue_name: str, minute: int | None = None) -> str:
-    """The counts of ``minute`` (minutes since the epoch; this one when None)."""
-    if minute is None:
-        minute = int(time.time() // 60)
-    return f"{queue_name}:tally:{minute}"
-
-
 def count(pipe: Any, queue_name: str, outcome: str) -> None:
     """Queue on ``pipe`` one more ``outcome`` in this minute's count."""
-    key = minute_key(queue_name)
+    key = QueueKeys(queue_name).tally()
     pipe.hincrby(key, outcome, 1)
     pipe.expire(key, KEEP_S)
 
@@ -36,7 +29,7 @@ def read_last_hour(pipe: Any, queue_name: str, now_ms: int) -> None:
     """Queue on ``pipe`` the reads ``parse_last_hour`` sums (``MINUTES`` replies)."""
     minute = now_ms // 60_000
     for m in range(minute - MINUTES + 1, minute + 1):
-        pipe.hgetall(minute_key(queue_name, m))
+        pipe.hgetall(QueueKeys(queue_name).tally(m))
 
 
 def parse_last_hour(replies: list[Any]) -> dict[str, int]:

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from store.clock import server_ms
-from worker import liveness, tally
-from worker.arq_internals import job_keys
-from worker.failed import failed_key
+from worker.protocol.keys import QueueKeys, job_keys
+from worker.runtime import liveness, tally
 
 LOOK_AHEAD = 100
 
@@ -39,7 +38,7 @@ async def observe(redis: Any, queue_name: str) -> QueueStats:
         pipe.zcard(queue_name)
         pipe.zrangebyscore(queue_name, "-inf", now_ms, start=0, num=LOOK_AHEAD, withscores=True)
         liveness.read_workers(pipe, queue_name, now_ms)
-        pipe.zcard(failed_key(queue_name))
+        pipe.zcard(QueueKeys(queue_name).failed)
         tally.read_last_hour(pipe, queue_name, now_ms)
         depth, ready, seen, running_jobs, failed_kept, *last_hour = await pipe.execute()
     workers = liveness.parse_workers([seen, running_jobs], now_ms)

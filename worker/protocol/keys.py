@@ -1,0 +1,115 @@
+"""Every key of one queue, arq's included, built in one place (PROTOCOL.md: Keys).
+
+arq keeps a job's keys under global prefixes (``arq:job:<id>``, ...), so a
+job id belongs to no queue by its name; a queue's own keys all start with
+its name. ``QueueKeys("<queue>")`` with job id ``"<id>"`` gives the very
+patterns PROTOCOL.md's table shows, which a test holds them to.
+
+========================  ===========  ==========================================
+key                       type         holds
+========================  ===========  ==========================================
+``arq:job:<id>``          string       the job (JSON), until it finishes
+``arq:result:<id>``       string       arq's record of the finished job
+``arq:in-progress:<id>``  string       the running job's lease (its claim)
+``arq:retry:<id>``        string       the job's tries so far
+``<queue>``               sorted set   job ids by the time they may start (ms)
+``<queue>:wake``          list         a token that wakes an idle worker
+``<queue>:reply:<id>``    list         the job's reply envelope
+``<queue>:workers``       sorted set   worker ids by their last heartbeat (ms)
+``<queue>:workers:running``  hash      jobs each worker runs
+``<queue>:failed``        sorted set   kept failed job ids by failure time (ms)
+``<queue>:failed:records``  hash       their records (JSON)
+``<queue>:failed:jobs``   hash         their jobs, to retry
+``<queue>:tally:<minute>``  hash       jobs finished in that minute, by outcome
+``<queue>:lock:<name>``   string       a periodic job's lock
+========================  ===========  ==========================================
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+from arq.constants import (
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
+
+HEARTBEAT_S = 2.0
+"""How often a worker refreshes its score on ``workers``."""
+ALIVE_S = 3 * HEARTBEAT_S
+"""A worker whose heartbeat is older than this is not alive."""
+
+
+class JobKeys(NamedTuple):
+    """arq's keys of one job."""
+
+    job: str
+    claim: str
+    tries: str
+    result: str
+
+
+def job_keys(job_id: str) -> JobKeys:
+    return JobKeys(
+        job_key_prefix + job_id,
+        in_progress_key_prefix + job_id,
+        retry_key_prefix + job_id,
+        result_key_prefix + job_id,
+    )
+
+
+class QueueKeys:
+    """The keys of the queue named ``queue``, and of its jobs."""
+
+    __slots__ = (
+        "failed",
+        "failed_jobs",
+        "failed_records",
+        "queue",
+        "running",
+        "wake",
+        "workers",
+    )
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+        self.wake = f"{queue}:wake"
+        self.workers = f"{queue}:workers"
+        self.running = f"{queue}:workers:running"
+        self.failed = f"{queue}:failed"
+        self.failed_records = f"{queue}:failed:records"
+        self.failed_jobs = f"{queue}:failed:jobs"
+
+    def reply(self, job_id: str) -> str:
+        """Where the worker pushes a job's reply envelope for the waiting caller."""
+        return f"{self.queue}:reply:{job_id}"
+
+    def tally(self, minute: int | None = None) -> str:
+        """The counts of ``minute`` (minutes since the epoch; this one when None)."""
+        if minute is None:
+            minute = int(time.time() // 60)
+        return f"{self.queue}:tally:{minute}"
+
+    def lock(self, name: str) -> str:
+        return f"{self.queue}:lock:{name}"
+
+    def own_pattern(self) -> str:
+        """A SCAN MATCH pattern of every key above that starts with the queue's name."""
+        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.queue)
+        return f"{escaped}*"
+
+    def protocol(self, job_id: str) -> dict[str, str]:
+        """The keys a producer meets (PROTOCOL.md's table), by what each is."""
+        job = job_keys(job_id)
+        return {
+            "job": job.job,
+            "queue": self.queue,
+            "wake": self.wake,
+            "reply": self.reply(job_id),
+            "result": job.result,
+            "claim": job.claim,
+            "workers": self.workers,
+        }
