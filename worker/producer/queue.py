@@ -54,14 +54,8 @@ def job_payload(
 
 def enqueue_keys(queue_name: str, job_id: str) -> EnqueueKeys:
     """The KEYS of ``enqueue.lua`` for one job."""
-    keys = job_keys(job_id)
-    return EnqueueKeys(
-        keys.job,
-        keys.result,
-        queue_name,
-        QueueKeys(queue_name).wake,
-        QueueKeys(queue_name).reply(job_id),
-    )
+    job, queue = job_keys(job_id), QueueKeys(queue_name)
+    return EnqueueKeys(job.job, job.result, queue_name, queue.wake, queue.reply(job_id))
 
 
 async def enqueue(pool: ArqRedis, queue_name: str, job_id: str, payload: bytes) -> bool:
@@ -96,15 +90,9 @@ async def wait_reply(pool: ArqRedis, queue_name: str, job_id: str, timeout_s: fl
 
 async def settle(pool: ArqRedis, queue_name: str, job_id: str) -> str:
     """After a caller's deadline: withdraw the job if it never started (see ``settle.lua``)."""
-    job = job_keys(job_id)
+    job, queue = job_keys(job_id), QueueKeys(queue_name)
     keys = SettleKeys(
-        job.job,
-        job.claim,
-        job.tries,
-        job.result,
-        queue_name,
-        QueueKeys(queue_name).reply(job_id),
-        QueueKeys(queue_name).workers,
+        job.job, job.claim, job.tries, job.result, queue_name, queue.reply(job_id), queue.workers
     )
     try:
         state = await SETTLE.run(pool, keys, SettleArgs(job_id, int(ALIVE_S * 1000)))

@@ -270,11 +270,12 @@ class BatchPath:
     async def _finish(self, batch: list[_Job], started_ms: int) -> None:
         settings = self.settings
         queue = settings.queue_name
+        queue_keys = QueueKeys(queue)
         keys: list[str] = []
         outcomes: list[Any] = []
         for job in batch:
             job_id = job.job_id
-            keys += [*job_keys(job_id), QueueKeys(queue).reply(job_id)]
+            keys += [*job_keys(job_id), queue_keys.reply(job_id)]
             stored, record, retry_job = b"", "", b""
             if job.verdict != "retried":
                 success = job.verdict == "completed"
@@ -290,7 +291,7 @@ class BatchPath:
         self.held.difference_update(job.job_id for job in batch)
         await FINISH.run(
             self.pool,
-            FinishKeys(queue, QueueKeys(queue).tally(), *dead_letter.keys(queue), tuple(keys)),
+            FinishKeys(queue, queue_keys.tally(), *dead_letter.keys(queue), tuple(keys)),
             FinishArgs(
                 int(settings.keep_result_s * 1000),
                 tally.KEEP_S,
