@@ -240,32 +240,60 @@ class SentinelGroup:
 
     Sentinels judge a primary down after a second without an answer, so a
     failover takes a few seconds; ``url`` is the ``redis+sentinel`` URL of it.
+    With ``tls`` every server (sentinels too) speaks only TLS; with ``password``
+    every one asks for it (``requirepass``), which the URL gives both kinds.
     """
 
-    def __init__(self, directory: Path, service: str = "queue") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        service: str = "queue",
+        *,
+        tls: TlsFiles | None = None,
+        password: str | None = None,
+    ) -> None:
         ports = free_ports(5)
-        self.service = service
-        fast = ("--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1")
-        self.primary = RedisProcess(ports[0], directory / "primary", *fast)
-        self.replica = RedisProcess(
-            ports[1], directory / "replica", *fast, "--replicaof", "127.0.0.1", str(ports[0])
+        self.service, self.tls, self.password = service, tls, password
+        fast = ["--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"]
+        if tls:
+            fast += ["--tls-replication", "yes"]
+        if password:
+            fast += ["--masterauth", password]
+        self.primary = RedisProcess(
+            ports[0], directory / "primary", *fast, password=password, tls=tls
         )
+        self.replica = RedisProcess(
+            ports[1],
+            directory / "replica",
+            *fast,
+            "--replicaof", "127.0.0.1", str(ports[0]),
+            password=password,
+            tls=tls,
+        )  # fmt: skip
         self.sentinels = []
         for port in ports[2:]:
             folder = directory / f"sentinel-{port}"
             folder.mkdir(parents=True, exist_ok=True)
             config = folder / "sentinel.conf"  # Sentinel rewrites its configuration file
-            config.write_text(
-                f"sentinel monitor {service} 127.0.0.1 {ports[0]} 2\n"
-                f"sentinel down-after-milliseconds {service} 1000\n"
-                f"sentinel failover-timeout {service} 5000\n"
+            lines = [
+                f"sentinel monitor {service} 127.0.0.1 {ports[0]} 2",
+                f"sentinel down-after-milliseconds {service} 1000",
+                f"sentinel failover-timeout {service} 5000",
+                *([f"sentinel auth-pass {service} {password}"] if password else []),
+                *(["tls-replication yes"] if tls else []),
+            ]
+            config.write_text("\n".join(lines) + "\n")
+            self.sentinels.append(
+                RedisProcess(port, folder, "--sentinel", config=config, password=password, tls=tls)
             )
-            self.sentinels.append(RedisProcess(port, folder, "--sentinel", config=config))
 
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://{hosts}/{self.service}/0"
+        scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
+        auth = f":{self.password}@" if self.password else ""
+        logins = f"?sentinel_password={self.password}" if self.password else ""
+        return f"{scheme}://{auth}{hosts}/{self.service}/0{logins}"
 
     def start(self, timeout_s: float = 30.0) -> None:
         self.primary.start()

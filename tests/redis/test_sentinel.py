@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from store import InvalidArgument, RedisBackend, make_key
-from store.redis.connect import SentinelURL, mask_url
+from store import BackendError, InvalidArgument, RedisBackend, make_key
+from store.redis.connect import SentinelURL, connect, mask_url
 from tests.harness import unique, until
 from tests.reliability.test_failover import Writer
-from tests.servers import SentinelGroup
-from tests.worker.conftest import cli, isolated_settings
+from tests.servers import SentinelGroup, make_tls_files
+from tests.worker.conftest import cli, isolated_settings, served_client
 
 
 def test_a_sentinel_url_names_the_sentinels_the_service_and_the_logins() -> None:
@@ -55,6 +56,36 @@ def test_a_malformed_sentinel_url_is_refused_naming_the_form(url: str) -> None:
         SentinelURL.parse(url)
     assert "redis+sentinel://[user:password@]host" in str(err.value)
     assert "secret" not in str(err.value)
+
+
+@pytest.mark.slow
+async def test_tls_and_passwords_reach_the_sentinels_and_the_primary(tmp_path: Path) -> None:
+    """``rediss+sentinel`` with a password for the primary and one for the sentinels: the
+    store, the queue and the command line all get in; a wrong password is refused,
+    masked."""
+    group = SentinelGroup(
+        tmp_path / "tls", tls=make_tls_files(tmp_path / "certs"), password=secrets.token_hex(8)
+    )
+    try:
+        group.start()
+        settings = isolated_settings(group.url, "sentinel-tls", tls_ca_file=group.tls.ca)  # type: ignore[union-attr]
+        url = settings.queue_url
+        assert url.startswith("rediss+sentinel://")
+        async with await RedisBackend.from_url(
+            url, prefix=settings.key_prefix, client_options=settings.tls_options(url)
+        ) as backend:
+            assert await backend.put(make_key(unique(), "t"), b"x") == 1
+        async with served_client(settings) as client:
+            assert await client.put(make_key(unique(), "t"), b"y") == 1
+        run = cli(settings, "stats")
+        assert run.returncode == 0, run.stderr
+        wrong = url.replace(f"sentinel_password={group.password}", "sentinel_password=nope")
+        with pytest.raises(BackendError) as err:
+            await connect(wrong, **settings.tls_options(wrong))
+        assert "nope" not in str(err.value)
+        assert group.password not in str(err.value)  # type: ignore[operator]
+    finally:
+        group.stop()
 
 
 @pytest.fixture
