@@ -4,8 +4,9 @@ of the suite left none on the shared Redis.
 A test's queue and store are named by its settings (``QUEUE_NAME``, ``KEY_PREFIX``).
 The queue's own keys start with its name and the store's with its prefix, but
 arq keeps each job's keys (``arq:job:<id>``, ...) under global prefixes: they are
-found through the queue (queued ids, reply lists, kept failures) and, for cron
-runs, through the queue their records name. One kind may outlive a test for a
+found through the queue (queued ids, reply lists, kept failures) and, for jobs
+that ran on arq's own path (cron runs, durable MCP tools), through the queue
+their result records name. One kind may outlive a test for a
 few seconds: the claim of a cron run that a stopping worker had just taken,
 a lease that expires by itself within ``LEASE_S``.
 """
@@ -19,10 +20,6 @@ from typing import Any
 from redis.asyncio import Redis
 
 from worker.protocol.keys import QueueKeys, job_keys
-from worker.protocol.settings import Settings
-from worker.runtime.main import cron_jobs
-
-CRON_NAMES = [job.name for job in cron_jobs(Settings())]
 
 
 def _text(value: bytes | str) -> str:
@@ -43,20 +40,18 @@ async def drop_run_keys(redis: Redis, queue_name: str, key_prefix: str) -> None:
     reply = keys.reply("")
     ids |= {_text(k)[len(reply) :] for k in own if _text(k).startswith(reply)}
     doomed = [*own, *(key for job_id in ids for key in job_keys(job_id))]
-    doomed += await _cron_records(redis, queue_name)
+    doomed += await _results_naming(redis, queue_name)
     for start in range(0, len(doomed), 500):
         await redis.unlink(*doomed[start : start + 500])
 
 
-async def _cron_records(redis: Redis, queue_name: str) -> list[bytes]:
-    """The records of this queue's cron runs (``arq:result:<cron name>:<ms>``), which arq
-    keeps under no name of the queue's: each says which queue it ran on."""
+async def _results_naming(redis: Redis, queue_name: str) -> list[bytes]:
+    """arq's result records of jobs that ran on this queue: each names its queue."""
     found = []
-    for name in CRON_NAMES:
-        async for key in redis.scan_iter(match=f"arq:result:{name}:*", count=1000):
-            record = await redis.get(key)
-            if record is not None and _queue_of(record) == queue_name:
-                found.append(key)
+    async for key in redis.scan_iter(match=f"{job_keys('').result}*", count=1000):
+        record = await redis.get(key)
+        if record is not None and _queue_of(record) == queue_name:
+            found.append(key)
     return found
 
 

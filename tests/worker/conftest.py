@@ -20,10 +20,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from store.redis import EmbeddedRedis
 from store.redis.connect import SentinelURL, is_sentinel
-from tests.harness import unique
+from tests.harness import unique, until
 from tests.leftovers import drop_run_keys
 from worker.producer.client import TaskStoreClient
 from worker.protocol.settings import Settings, load_settings
+from worker.runtime.context import STATE
 from worker.runtime.liveness import live_workers
 from worker.runtime.main import worker_settings
 
@@ -87,10 +88,12 @@ async def drop_test_keys(settings: Settings) -> None:
 
 @asynccontextmanager
 async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Worker]:
-    """An arq worker on this event loop, stopped (and its jobs settled) on exit."""
+    """An arq worker on this event loop, once it has started (or stopped trying); stopped,
+    its jobs settled, on exit."""
     worker = create_worker(worker_settings(settings), handle_signals=False, **overrides)
     run = asyncio.create_task(worker.async_run())
     try:
+        await until(lambda: STATE in worker.ctx or run.done(), 30)
         yield worker
     finally:
         worker.handle_sig(signal.SIGUSR1)
