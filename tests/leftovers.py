@@ -19,6 +19,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from store.redis.keyschema import glob_escaped
 from worker.protocol.keys import QueueKeys, job_keys
 
 
@@ -26,15 +27,11 @@ def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
-def _escaped(text: str) -> str:
-    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
-
-
 async def drop_run_keys(redis: Redis, queue_name: str, key_prefix: str) -> None:
     """Remove what one test's queue and store made: nothing else's keys."""
     keys = QueueKeys(queue_name)
     own = [key async for key in redis.scan_iter(match=keys.own_pattern(), count=1000)]
-    own += [key async for key in redis.scan_iter(match=f"{_escaped(key_prefix)}:*", count=1000)]
+    own += [key async for key in redis.scan_iter(match=f"{glob_escaped(key_prefix)}:*", count=1000)]
     ids = {_text(i) for i in await redis.zrange(queue_name, 0, -1)}
     ids |= {_text(i) for i in await redis.zrange(keys.failed, 0, -1)}
     reply = keys.reply("")

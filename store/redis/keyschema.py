@@ -27,6 +27,11 @@ from store.errors import InvalidArgument
 _REMEMBERED_OWNERS = 10_000
 
 
+def glob_escaped(text: str) -> str:
+    """``text`` matched literally in a SCAN MATCH pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
 @dataclass(frozen=True, slots=True)
 class OwnerKeys:
     """The keys of one owner."""
@@ -77,8 +82,7 @@ class KeySchema:
 
     def scan_pattern(self) -> str:
         """A SCAN MATCH pattern for every owner key under this prefix."""
-        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
-        return f"{escaped}:{{*}}:*"
+        return f"{glob_escaped(self.prefix)}:{{*}}:*"
 
     def parse(self, key: str) -> ParsedKey | None:
         """The owner and kind of one of this schema's owner keys, else None."""

@@ -37,6 +37,8 @@ from arq.constants import (
     retry_key_prefix,
 )
 
+from store.redis.keyschema import glob_escaped
+
 HEARTBEAT_S = 2.0
 """How often a worker refreshes its score on ``workers``."""
 ALIVE_S = 3 * HEARTBEAT_S
@@ -98,8 +100,7 @@ class QueueKeys:
 
     def own_pattern(self) -> str:
         """A SCAN MATCH pattern of every key above that starts with the queue's name."""
-        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.queue)
-        return f"{escaped}*"
+        return f"{glob_escaped(self.queue)}*"
 
     def protocol(self, job_id: str) -> dict[str, str]:
         """The keys a producer meets (PROTOCOL.md's table), by what each is."""
