@@ -399,6 +399,18 @@ async def test_withdraw_op_refuses_bad_input(harness: Harness) -> None:
     for owner, op, sent in (("", "op", 1), ("o{x}", "op", 1), ("o", "", 1), ("o", "op", -1)):
         with pytest.raises(InvalidArgument):
             await harness.backend.withdraw_op(owner, op, sent)
+    key = make_key(unique(), "t")
+    for bad in (-1, "1", 1.5, True):
+        for write in (
+            harness.backend.put(key, b"x", op_id="op", sent_at_ms=bad),  # type: ignore[arg-type]
+            harness.backend.delete(key, op_id="op", sent_at_ms=bad),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(InvalidArgument):
+                await write
+    (batched,) = await harness.backend.apply_batch([BatchOp(key, b"x", sent_at_ms=-1)])
+    assert isinstance(batched, InvalidArgument)
+    with pytest.raises(NotFound):
+        await harness.backend.get(key)
 
 
 async def test_applied_version_knows_only_successful_writes(harness: Harness) -> None:
