@@ -46,11 +46,11 @@ def nothing_left_behind() -> Iterator[None]:
         yield
         return
     yield
-    # A job claim is a lease: a worker stopped right after claiming a cron run leaves
-    # one, which expires within LEASE_S. Those are waited out (a claim that outlives
-    # the wait is reported below with the rest); nothing else is.
+    # A worker stopped while it ran a cron job leaves that job's claim, which arq lets
+    # expire (within JOB_TIMEOUT_S + 10 s, 40 s by default). Claims are waited out (one
+    # that outlives the wait is reported below with the rest); nothing else is.
     with contextlib.suppress(RuntimeError):
-        wait_for(lambda: not [k for k in _new_keys(client, before) if is_lease(k)], "leases")
+        wait_for(lambda: not [k for k in _new_keys(client, before) if is_lease(k)], "claims", 60)
     left = _new_keys(client, before)
     client.close()
     if left:

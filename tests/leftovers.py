@@ -7,8 +7,8 @@ arq keeps each job's keys (``arq:job:<id>``, ...) under global prefixes: they ar
 found through the queue (queued ids, reply lists, kept failures) and, for jobs
 that ran on arq's own path (cron runs, durable MCP tools), through the queue
 their result records name. One kind may outlive a test for a
-few seconds: the claim of a cron run that a stopping worker had just taken,
-a lease that expires by itself within ``LEASE_S``.
+while: the claim of a cron run that a stopping worker had taken, which arq lets
+expire by itself (within ``JOB_TIMEOUT_S`` + 10 s).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _queue_of(record: bytes) -> Any:
 
 
 def is_lease(key: bytes) -> bool:
-    """A job's claim (``arq:in-progress:<id>``), which expires by itself within a lease."""
+    """A job's claim (``arq:in-progress:<id>``), which expires by itself."""
     return key.startswith(job_keys("").claim.encode())
 
 
