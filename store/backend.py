@@ -175,6 +175,12 @@ class StorageBackend(Protocol):
         """
         ...
 
+    async def now_ms(self) -> int:
+        """The clock this backend judges expiry by (ms since the epoch): a Redis server's
+        ``TIME``, the in-memory backend's clock. Processes that compare times kept in the
+        store (runner leases) read this one clock rather than each its own."""
+        ...
+
     async def apply_batch(self, ops: Sequence[BatchOp]) -> list[BatchOutcome]:
         """Run many puts and CAS ops in one go; each keeps its own outcome.
 

@@ -181,6 +181,9 @@ class InMemoryBackend(checks.CheckedWrites):
         self._ops[(owner_id, op)] = (_Withdrawn(sent), now + self._op_ttl_ms, "")
         return True
 
+    async def now_ms(self) -> int:
+        return self._clock()
+
     async def reap_orphans(
         self, *, full_pass: bool = False, progress: Callable[[int, int], None] | None = None
     ) -> int:

@@ -33,6 +33,7 @@ async def drop_run_keys(redis: Redis, queue_name: str, key_prefix: str) -> None:
     own = [key async for key in redis.scan_iter(match=keys.own_pattern(), count=1000)]
     own += [key async for key in redis.scan_iter(match=f"{glob_escaped(key_prefix)}:*", count=1000)]
     ids = {_text(i) for i in await redis.zrange(queue_name, 0, -1)}
+    ids |= {_text(i) for i in await redis.zrange(keys.writes, 0, -1)}
     ids |= {_text(i) for i in await redis.zrange(keys.failed, 0, -1)}
     reply = keys.reply("")
     ids |= {_text(k)[len(reply) :] for k in own if _text(k).startswith(reply)}

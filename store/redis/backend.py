@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from store import checks
 from store.backend import BatchOp, BatchOutcome, Page, StoreStats, VersionedRecord
+from store.clock import server_ms
 from store.cursor import decode_cursor, encode_cursor
 from store.errors import (
     BackendError,
@@ -238,6 +239,10 @@ class RedisBackend(checks.CheckedWrites):
         # written; a delete's is "existed:delete".
         parts = (seen or b"").split(b":")
         return int(parts[1]) if len(parts) >= 3 and parts[0] == b"0" else None
+
+    async def now_ms(self) -> int:
+        with backend_errors(None):
+            return await server_ms(self._redis)
 
     async def withdraw_op(self, owner_id: str, op_id: str, sent_at_ms: int) -> bool:
         keys = self.keys.owner(validate_id(owner_id, "owner id"))

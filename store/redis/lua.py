@@ -5,7 +5,9 @@ with a NamedTuple (or a scalar type). Loading a script checks the ``-- KEYS:``,
 ``-- ARGV:`` and ``-- REPLY:`` header lines of its ``.lua`` file against that
 description, so a script and its callers cannot drift apart: a mismatch fails
 at import. A variable number of keys or arguments is a last field typed
-``tuple[str, ...]`` and a header name ending in ``...``. Calls flatten the
+``tuple[str, ...]`` and a header name ending in ``...``. Code shared by several
+scripts comes before the body: ``header`` (text, such as constants generated from
+Python declarations), then the ``prelude`` files. Calls flatten the
 typed keys and arguments and come back as the typed reply, never as a list
 read by index.
 """
@@ -45,7 +47,8 @@ class Script(Generic[KeysT, ArgsT, ReplyT]):
         keys: type[KeysT],
         args: type[ArgsT],
         reply: type[ReplyT],
-        prelude: str | None = None,
+        prelude: str | tuple[str, ...] = (),
+        header: str = "",
     ) -> None:
         files = resources.files(package)
         body = files.joinpath(f"{name}.lua").read_text(encoding="utf-8")
@@ -63,10 +66,13 @@ class Script(Generic[KeysT, ArgsT, ReplyT]):
                     f"its description says {', '.join(names or ('one value',))}"
                 )
         self.name = name
-        self.source = (
-            body
-            if prelude is None
-            else files.joinpath(prelude).read_text(encoding="utf-8") + "\n" + body
+        shared = (prelude,) if isinstance(prelude, str) else prelude
+        self.source = "\n".join(
+            [
+                *([header] if header else []),
+                *(files.joinpath(p).read_text(encoding="utf-8") for p in shared),
+                body,
+            ]
         )
         self.sha = hashlib.sha1(self.source.encode("utf-8")).hexdigest()
         self._flat_keys = _is_variadic(keys)

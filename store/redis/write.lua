@@ -47,7 +47,16 @@ if op_id ~= '' then
       -- Refreshing the outcome makes the replay a replicated write, so a WAIT
       -- after it also covers the first run, which may not have reached a replica.
       redis.call('PEXPIRE', op_key, op_ttl)
-      return {tonumber(status), tonumber(value), 0, tonumber(judged) or 0, false}
+      -- A replayed conflict carries the data it was judged against while the record
+      -- still holds that version (false once it has moved on: read it then).
+      local data = false
+      if status == '1' and value ~= '0' then
+        local live = redis.call('HMGET', KEYS[1], 'v', 'd', 'e')
+        if live[1] == value and (not live[3] or tonumber(live[3]) > now_ms()) then
+          data = live[2]
+        end
+      end
+      return {tonumber(status), tonumber(value), 0, tonumber(judged) or 0, data}
     end
   end
 end

@@ -6,7 +6,9 @@ the process dies, the lease runs out, and ``fail_abandoned`` (the worker runs
 it on a schedule) fails the task with a message saying so, instead of
 leaving it ``working`` until its TTL. Leases are ordinary records of one
 reserved owner, so they live in any backend; only running tasks hold one, so
-reading them all stays cheap.
+reading them all stays cheap. Both sides read the store's clock
+(``StorageBackend.now_ms``), never their own: an MCP server and a worker whose
+machines disagree on the time still agree on whether a lease ran out.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import hashlib
 import json
 import logging
 
-from store.clock import Clock, wall_clock_ms
 from store.keys import make_key, make_prefix
 from store.tasks.errors import INTERNAL_ERROR, InvalidTransition, TaskNotFound
 from store.tasks.store import TaskStore
@@ -29,13 +30,12 @@ _KEEP_AFTER_MS = 3_600_000
 
 
 class RunnerLeases:
-    def __init__(self, store: TaskStore, *, clock: Clock = wall_clock_ms) -> None:
+    def __init__(self, store: TaskStore) -> None:
         self.store = store
-        self._clock = clock
 
     async def hold(self, task_id: str, owner_id: str, lease_ms: int) -> None:
-        """Take or renew the lease on the task for ``lease_ms`` from now."""
-        until = self._clock() + lease_ms
+        """Take or renew the lease on the task for ``lease_ms`` from now (the store's now)."""
+        until = await self.store.backend.now_ms() + lease_ms
         data = json.dumps({"owner": owner_id, "task": task_id, "until": until}).encode()
         key = _key(task_id, owner_id)
         await self.store.backend.put(key, data, expires_at_ms=until + _KEEP_AFTER_MS)
@@ -46,7 +46,7 @@ class RunnerLeases:
     async def fail_abandoned(self) -> int:
         """Fail every task whose lease ran out; how many were still running."""
         failed = 0
-        now = self._clock()
+        now = await self.store.backend.now_ms()
         for key, record in await self.store.backend.list_by_prefix(make_prefix(LEASE_OWNER)):
             lease = json.loads(record.data)
             if lease["until"] > now:

@@ -1,4 +1,4 @@
-// A producer that speaks PROTOCOL.md from Node.js with the `redis` package.
+// A producer that speaks PROTOCOL.md (1.4) from Node.js with the `redis` package.
 // Usage: node producer.cjs REDIS_URL QUEUE OWNER SCRIPTS_DIR KEY_PREFIX (NODE_PATH finds `redis`)
 // SCRIPTS_DIR holds what `taskstore protocol` prints: enqueue, settle, withdraw, get, index-page, fetch.
 // Prints one line per case: "<case> <what came back>", as producer.sh does.
@@ -14,10 +14,13 @@ const job = (v, f, k, a = []) => JSON.stringify({ v, f, a, k, et: Date.now() });
 const sha = {};
 const tag = `${prefix}:{${owner}}`; // every key of the owner shares its hash tag
 
-async function enqueue(id, payload) {
-  const keys = [`arq:job:${id}`, `arq:result:${id}`, queue, `${queue}:wake`, `${queue}:reply:${id}`];
+const enqueueKeys = (q, id) => [`arq:job:${id}`, `arq:result:${id}`, q, `${q}:writes`, `${q}:wake`, `${q}:reply:${id}`];
+const taken = {}; // each job's qt: when the queue took it, by the queue's clock
+
+async function enqueue(id, payload, q = queue) {
   try {
-    const [queued, jobId] = await client.evalSha(sha.enqueue, { keys, arguments: [id, payload] });
+    const [queued, jobId, qt] = await client.evalSha(sha.enqueue, { keys: enqueueKeys(q, id), arguments: [id, payload] });
+    taken[id] = qt;
     return `${queued} ${jobId}`;
   } catch (err) {
     return err.message;
@@ -69,8 +72,12 @@ async function main() {
   say("enqueued", await enqueue(`unknown-${owner}`, job("1.0", "frobnicate", {})));
   say("unknown_operation", await reply(`unknown-${owner}`, 1));
   say("refused", await enqueue(`garbage-${owner}`, "not json"));
+  // Fields the queue sets, and malformed ones: refused by the script, each named.
+  for (const [field, bad] of [["q", { q: { t: 1 } }], ["t", { t: 3 }], ["et", { et: 1.5 }], ["wait_ms", { wait_ms: 0 }], ["f", { f: "ops put" }]]) {
+    say("refused_field", `${field} ${await enqueue(`field-${field}-${owner}`, JSON.stringify({ ...JSON.parse(job("1.4", "put", {})), ...bad }))}`);
+  }
   await client.set(`arq:job:garbage-${owner}`, "not json", { PX: 60000 });
-  await client.zAdd(queue, { score: Date.now(), value: `garbage-${owner}` });
+  await client.zAdd(`${queue}:writes`, { score: 0, value: `garbage-${owner}` });
   await client.lPush(`${queue}:wake`, "1");
   say("malformed", await reply(`garbage-${owner}`, 1));
 
@@ -92,26 +99,29 @@ async function main() {
   // Giving up: a job no worker took is withdrawn; an answered one is left to its reply.
   const settle = async (q, id) => {
     const jobKeys = [`arq:job:${id}`, `arq:in-progress:${id}`, `arq:retry:${id}`, `arq:result:${id}`];
-    const keys = [...jobKeys, q, `${q}:reply:${id}`, `${q}:workers`];
+    const keys = [...jobKeys, q, `${q}:writes`, `${q}:reply:${id}`, `${q}:workers`];
     return client.evalSha(sha.settle, { keys, arguments: [id, "6000"] });
   };
   const idle = `${queue}-idle`; // a queue no worker serves
-  const idleKeys = [`arq:job:idle-${owner}`, `arq:result:idle-${owner}`, idle, `${idle}:wake`, `${idle}:reply:idle-${owner}`];
-  await client.evalSha(sha.enqueue, { keys: idleKeys, arguments: [`idle-${owner}`, put] });
+  const waiting = job("1.4", "put", { key: `${owner}:idle`, data: bytes("hello") });
+  await enqueue(`idle-${owner}`, waiting, idle);
   say("settle_idle", await settle(idle, `idle-${owner}`));
   say("settle_again", await settle(idle, `idle-${owner}`));
   say("settle_answered", await settle(queue, `put-${owner}`));
   await client.del([`${idle}:wake`]);
   // Withdrawn is not yet "not applied": withdraw the op id (the job id, for a job of one
-  // write) in the store. Then no copy of that job can apply, even if it comes back...
-  const { et } = JSON.parse(put);
+  // write) in the store, fenced by the qt the queue gave the job. Then no copy of that
+  // job can apply, even if it comes back...
   const opKey = `${tag}:op:idle-${owner}`;
-  say("withdraw_op", await client.evalSha(sha.withdraw, { keys: [opKey], arguments: [`${et}`, "86400000"] }));
-  say("withdrawn_copy", await runJob(`idle-${owner}`, put));
+  say("withdraw_op", await client.evalSha(sha.withdraw, { keys: [opKey], arguments: [`${taken[`idle-${owner}`]}`, "86400000"] }));
+  const copy = JSON.parse(waiting);
+  copy.q = { t: taken[`idle-${owner}`], f: "put", n: 1, l: [] }; // as the queue stamped it
+  await client.set(`arq:job:idle-${owner}`, JSON.stringify(copy), { PX: 60000 });
+  await client.zAdd(`${queue}:writes`, { score: 0, value: `idle-${owner}` });
+  say("withdrawn_copy", await reply(`idle-${owner}`));
   // ...while the same write sent later, under the same op id, is a new attempt.
-  while (Date.now() <= et) await new Promise((resolve) => setTimeout(resolve, 1));
   const later = [[{ op: "put", id: `idle-${owner}`, args: { key: `${owner}:later`, data: bytes("now") } }]];
-  say("withdrawn_later", await runJob(`later-${owner}`, job("1.3", "ops", {}, later)));
+  say("withdrawn_later", await runJob(`later-${owner}`, job("1.4", "ops", {}, later)));
 
   // One reply of each error a producer can meet, each from a job of its own.
   const other = `${owner}x`;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A producer that speaks PROTOCOL.md with redis-cli alone.
+# A producer that speaks PROTOCOL.md with redis-cli alone, in the call shapes of protocol
+# 1.3 (five keys to enqueue, seven to settle), which 1.4 keeps serving.
 # Usage: producer.sh REDIS_URL QUEUE OWNER SCRIPTS_DIR KEY_PREFIX
 # SCRIPTS_DIR holds what `taskstore protocol` prints: enqueue, settle, get, index-page, fetch.
 # Prints one line per case: "<case> <what came back>".
@@ -12,7 +13,7 @@ load() { r SCRIPT LOAD "$(cat "$scripts/$1.lua")"; }
 get_sha=$(load get) page_sha=$(load index-page) fetch_sha=$(load fetch) settle_sha=$(load settle)
 tag="$prefix:{$owner}"  # every key of the owner shares its hash tag
 
-# enqueue ID JOB: EVALSHA the script; prints its two reply lines joined by a space.
+# enqueue ID JOB: EVALSHA the script; prints its reply lines joined by a space.
 enqueue() {
     local id=$1 job=$2
     r EVALSHA "$sha" 5 "arq:job:$id" "arq:result:$id" "$queue" "$queue:wake" "$queue:reply:$id" \

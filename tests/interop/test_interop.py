@@ -126,7 +126,9 @@ def check_outcomes(seen: dict[str, list[str]], owner: str) -> None:
         return json.loads(value)
 
     assert [line for line in seen["enqueued"] if not line.startswith("1 ")] == []
-    assert seen["resent"] == [f"0 put-{owner}"]
+    # The enqueue script answers added, the job id and, from 1.4, when the queue took it.
+    [resent] = seen["resent"]
+    assert resent.startswith(f"0 put-{owner}")
 
     created = reply("create_task")
     assert created["ok"] is True
@@ -204,6 +206,10 @@ def check_node_only(seen: dict[str, list[str]]) -> None:
         "value": [{"ok": True, "value": 1}],
     }
     assert json.loads(seen["traced"][0]) == {"ok": True, "value": 1}
+    refused = dict(line.partition(" ")[::2] for line in seen["refused_field"])
+    assert set(refused) == {"q", "t", "et", "wait_ms", "f"}
+    for field, message in refused.items():
+        assert message.startswith(f"ERR taskstore: {field}:"), (field, message)
 
 
 TRACE_ID, SPAN_ID = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import re
@@ -13,11 +14,12 @@ from store.tasks import TaskError
 from tests.harness import unique
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
 from worker.producer.client import TaskStoreClient
-from worker.producer.queue import enqueue, wait_reply
+from worker.producer.queue import enqueue, enqueue_keys, wait_reply
 from worker.protocol import version as protocol
 from worker.protocol.envelope import ERRORS, field_names
-from worker.protocol.keys import QueueKeys
-from worker.protocol.scripts import ENQUEUE
+from worker.protocol.keys import QueueKeys, job_keys
+from worker.protocol.scripts import EnqueueKeys as ENQUEUE_KEYS
+from worker.protocol.scripts import SettleKeys as SETTLE_KEYS
 from worker.protocol.writes import WRITES
 
 PROTOCOL = (Path(__file__).resolve().parents[2] / "PROTOCOL.md").read_text()
@@ -86,13 +88,17 @@ def test_the_key_tables_are_the_key_schemas() -> None:
     owner = KeySchema("<prefix>").owner("<owner>")
     store = {row[0].strip("`") for row in table("| key | type | what it is |")}
     assert store == {owner.record("<task>"), owner.index, owner.expiry}
-    assert f"EVALSHA <sha> 1 {owner.op('<op_id>')} <et>" in PROTOCOL  # the withdraw script's key
+    assert f"EVALSHA <sha> 1 {owner.op('<op_id>')} <qt>" in PROTOCOL  # the withdraw script's key
 
 
 def test_the_version_and_script_are_the_shipped_ones() -> None:
     assert f'this is `"{protocol.VERSION}"`' in PROTOCOL
-    assert "EVALSHA <sha> 5 arq:job:<id> arq:result:<id> <queue> <queue>:wake" in PROTOCOL
-    assert ENQUEUE.source.count("KEYS[") >= 5
+    keys = " ".join(enqueue_keys("<queue>", "<id>"))
+    assert f"EVALSHA <sha> {len(ENQUEUE_KEYS._fields)} {keys} <id> <job>" in PROTOCOL
+    settle = SETTLE_KEYS(
+        *job_keys("<id>")[:4], "<queue>", "<queue>:writes", "<queue>:reply:<id>", "<queue>:workers"
+    )
+    assert f"EVALSHA <sha> {len(settle)} {' '.join(settle)} <id> <alive_ms>" in PROTOCOL
 
 
 async def test_every_example_job_runs(redis_url: str) -> None:
@@ -107,7 +113,7 @@ async def test_every_example_job_runs(redis_url: str) -> None:
                 job = example.replace('"alice', f'"{owner}').replace("<task_id>", task_id)
                 function = json.loads(job)["f"]
                 job_id = unique("job")
-                assert await enqueue(client.pool, settings.queue_name, job_id, job.encode())
+                assert (await enqueue(client.pool, settings.queue_name, job_id, job.encode())).added
                 reply = await wait_reply(client.pool, settings.queue_name, job_id, 10)
                 assert reply is not None, job
                 assert reply["ok"] is True, reply
@@ -119,3 +125,21 @@ async def test_every_example_job_runs(redis_url: str) -> None:
             assert task.task.status == "completed"
     finally:
         await drop_test_keys(settings)
+
+
+def test_the_op_id_formula_is_the_client_s() -> None:
+    """A producer in another language derives each write's op id from the page, to withdraw
+    it or read its outcome: the formula there must give the client's own, for every write."""
+    from worker.producer.client import _scoped_op_id
+
+    def scope_rule(name: str, a: dict[str, str]) -> str:  # as PROTOCOL.md words it
+        if name in ("put", "put_if_version", "delete"):
+            return a["key"]
+        return a["owner_id"] if name == "create_task" else f"{a['owner_id']}\0{a['task_id']}"
+
+    args = {"key": "alice:t", "owner_id": "alice", "task_id": "t-1"}
+    for name, write in WRITES.items():
+        scope = scope_rule(name, args)
+        digest = hashlib.sha256(f"{scope}\0mine".encode()).hexdigest()[:40]
+        assert _scoped_op_id(write.scope(args), "mine") == f"op-{digest}", name
+    assert 'sha256(<scope> + "\\0" + <op id>)' in PROTOCOL

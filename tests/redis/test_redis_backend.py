@@ -279,11 +279,13 @@ async def _run_worker_scripts(client: Redis, queue: str) -> None:
     ws = worker_scripts
     job = f"{queue}-job"
     keys, arq = QueueKeys(queue), job_keys(job)
-    enqueue_keys = ws.EnqueueKeys(arq.job, arq.result, queue, keys.wake, keys.reply(job))
+    enqueue_keys = ws.EnqueueKeys(
+        arq.job, arq.result, queue, keys.writes, keys.wake, keys.reply(job)
+    )
     payload = b'{"v":"1.0","f":"get","a":[],"k":{},"et":0}'
     assert (await ws.ENQUEUE.run(client, enqueue_keys, ws.EnqueueArgs(job, payload))).added == 1
     settle_keys = ws.SettleKeys(
-        arq.job, arq.claim, arq.tries, arq.result, queue, keys.reply(job), keys.workers
+        arq.job, arq.claim, arq.tries, arq.result, queue, keys.writes, keys.reply(job), keys.workers
     )
     assert (
         await ws.SETTLE.run(client, settle_keys, ws.SettleArgs(job, 1000)) == b"withdrawn-no-worker"
@@ -296,17 +298,24 @@ async def _run_worker_scripts(client: Redis, queue: str) -> None:
     failed = ws.DeadLetterKeys(keys.failed, keys.failed_records, keys.failed_jobs)
     letter = ws.DeadLetterArgs(job, "{}", 1, 10, b"")
     assert await ws.DEAD_LETTER.run(client, failed, letter) == 0
-    put = b'{"v":"1.0","f":"put","a":[],"k":{},"et":0}'
+    put = b'{"v":"1.4","f":"put","a":[],"k":{"key":"o:t","data":"x"},"et":0}'
     assert (await ws.ENQUEUE.run(client, enqueue_keys, ws.EnqueueArgs(job, put))).added == 1
     claim = (arq.job, arq.claim, arq.tries)
     claims = await ws.CLAIM.run(
-        client, ws.ClaimKeys(queue, claim), ws.ClaimArgs(1000, 10, " put ", (job,))
+        client,
+        ws.ClaimKeys(keys.writes, queue, keys.lanes, claim),
+        ws.ClaimArgs(1000, 10, 100, 10**6, 10, "w", (f"w{job}",)),
     )
-    assert len(claims.claimed) == 3
+    [(_, job_try, _, lanes)] = claims.claimed
+    held = f"w:{job_try}"
+    assert await ws.RENEW.run(client, ws.RenewKeys((arq.claim,)), ws.RenewArgs(1000, (held,)))
     ends = (*claim, arq.result, keys.reply(job))
-    outcome = (job, "failed", b"{}", b"{}", 0, "{}", b"")
-    finish = ws.FinishKeys(queue, keys.tally(), *failed, ends)
-    assert await ws.FINISH.run(client, finish, ws.FinishArgs(1000, 60, 10, outcome)) == 1
+    lane = ",".join(str(n) for n in lanes)
+    outcome = (job, held, "failed", b"{}", b"{}", 0, "{}", b"", lane)
+    finish = ws.FinishKeys(
+        keys.writes, queue, keys.lanes, keys.wake, keys.tally(claims.now), *failed, ends
+    )
+    assert await ws.FINISH.run(client, finish, ws.FinishArgs(1000, 60, 10, 1, 0, outcome)) == [1]
 
 
 async def test_scripts_reload_after_the_server_forgets_them(private_redis: RedisProcess) -> None:

@@ -23,6 +23,7 @@ from store.redis.connect import SentinelURL, is_sentinel
 from tests.harness import unique, until
 from tests.leftovers import drop_run_keys
 from worker.producer.client import TaskStoreClient
+from worker.protocol.keys import QueueKeys
 from worker.protocol.settings import Settings, load_settings
 from worker.runtime.context import STATE
 from worker.runtime.liveness import live_workers
@@ -75,6 +76,13 @@ def raw_redis(settings: Settings) -> Redis:
         EmbeddedRedis(settings.embedded_dir).url if url == "embedded" else url, **tls
     )
     return client
+
+
+async def queued_ids(redis: Redis, settings: Settings) -> list[str]:
+    """The jobs a queue holds, write jobs and arq's, from enqueue until they finish."""
+    keys = QueueKeys(settings.queue_name)
+    found = [*await redis.zrange(keys.writes, 0, -1), *await redis.zrange(keys.queue, 0, -1)]
+    return [job_id.decode() for job_id in found]
 
 
 async def drop_test_keys(settings: Settings) -> None:

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import AsyncIterator
 
 import pytest
-from arq.jobs import Job, JobStatus
+from arq.jobs import Job, JobStatus, serialize_result
 from arq.worker import Worker, create_worker
 
 from store.clock import server_ms
@@ -43,7 +43,12 @@ async def test_2_records_are_what_arq_writes_and_reads(settings: Settings) -> No
     assert queued is not None
     assert set(deserialize(await pool.get(job_keys(job_id).job))) == {"t", "f", "a", "k", "et"}
     job = {"f": "put", "a": ["k"], "k": {}, "et": 1}
-    record = result_record(job_id, settings.queue_name, job, 1, True, {"ok": True}, 1)
+    record = result_record(job_id, settings.queue_name, job, 1, True, b'{"ok":true}', 1, 2)
+    arqs = serialize_result(
+        "put", ("k",), {}, 1, 1, True, {}, 1, 2, "r", "q", job_id=job_id, serializer=serialize
+    )
+    assert arqs is not None
+    assert set(deserialize(record)) == set(deserialize(arqs)), "the fields arq writes"
     await pool.set(job_keys(job_id).result, record)
     done = Job(job_id, pool, _queue_name=settings.queue_name, _deserializer=deserialize)
     assert await done.status() == JobStatus.complete

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis, create_pool
 
-from store import make_key
+from store import OpWithdrawn, make_key
 from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
 from tests.worker.conftest import drop_test_keys, isolated_settings, running_worker
@@ -55,7 +55,7 @@ async def enqueue_all(pool: ArqRedis, settings: Settings, payloads: Sequence[byt
     run = unique("job")
     ids = [f"{run}-{i:04d}" for i in range(len(payloads))]
     for job_id, payload in zip(ids, payloads, strict=True):
-        assert await enqueue(pool, settings.queue_name, job_id, payload)
+        assert (await enqueue(pool, settings.queue_name, job_id, payload)).added
     return ids
 
 
@@ -149,7 +149,7 @@ async def test_a_batch_delivered_again_by_hand_replays_and_applies_nothing_twice
         for job_id in ids:
             await pool.delete(job_keys(job_id).result, QueueKeys(settings.queue_name).reply(job_id))
         for job_id, payload in zip(ids, payloads, strict=True):
-            assert await enqueue(pool, settings.queue_name, job_id, payload)
+            assert (await enqueue(pool, settings.queue_name, job_id, payload)).added
         again = await replies(pool, settings, ids)
         records = [await client.get(k) for k in keys]
         tasks = await client.list_tasks(owner)
@@ -171,18 +171,28 @@ async def test_a_deadline_withdraws_only_its_own_job_of_a_batch(
         )
 
     ids = await enqueue_all(pool, settings, [ops("late", past), ops("on-time", future)])
-    rerun = unique("job")  # a job run again after its worker died always runs
-    await pool.set(job_keys(rerun).tries, 1)
-    assert await enqueue(pool, settings.queue_name, rerun, ops("rerun", past))
-    async with running_worker(settings), TaskStoreClient.connect(settings) as client:
-        late, on_time, again = await replies(pool, settings, [*ids, rerun])
+    # Jobs run again after their worker died, past their deadline: one whose write the
+    # first try applied replays it; one whose write it did not is withdrawn, not run.
+    applied, unapplied = unique("job"), unique("job")
+    for rerun, name in ((applied, "applied"), (unapplied, "unapplied")):
+        await pool.set(job_keys(rerun).tries, 1)
+        assert (await enqueue(pool, settings.queue_name, rerun, ops(name, past))).added
+    async with TaskStoreClient.connect(settings) as client:
+        assert await client.stores.backend.put(make_key(owner, "applied"), b"x", op_id="op-applied")
+        async with running_worker(settings):
+            late, on_time, again, fenced = await replies(pool, settings, [*ids, applied, unapplied])
         assert error(late["value"][0]) == "DeadlineExceeded"
         assert on_time["value"][0] == {"ok": True, "value": 1}
         assert again["value"][0] == {"ok": True, "value": 1}
+        assert error(fenced["value"][0]) == "DeadlineExceeded"
         assert {key for key, _ in (await client.list_page(owner)).items} == {
             make_key(owner, "on-time"),
-            make_key(owner, "rerun"),
+            make_key(owner, "applied"),
         }
+        # Withdrawn in the store: no later try of those attempts can apply them.
+        for name in ("late", "unapplied"):
+            with pytest.raises(OpWithdrawn):
+                await client.stores.backend.put(make_key(owner, name), b"x", op_id=f"op-{name}")
 
 
 async def test_arq_speaking_producers_are_served(settings: Settings, pool: ArqRedis) -> None:
@@ -204,7 +214,7 @@ async def test_a_client_has_more_than_one_coalesced_job_in_flight(settings: Sett
         second = await client.enqueue_put(make_key(owner, "b"), b"x")
         assert first.job_id != second.job_id
         # Both sent before either was answered: no worker runs yet.
-        assert await client.pool.zcard(settings.queue_name) == 2
+        assert await client.pool.zcard(QueueKeys(settings.queue_name).writes) == 2
         async with running_worker(settings):
             assert [await first.result(), await second.result()] == [1, 1]
 

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from store import NotFound, make_key
 from tests.harness import unique
-from tests.worker.conftest import drop_test_keys, raw_redis, running_worker
+from tests.worker.conftest import drop_test_keys, queued_ids, raw_redis, running_worker
 from worker.producer.client import TaskStoreClient
 from worker.producer.queue import job_payload, wait_reply
 from worker.protocol.errors import DeadlineExceeded, NoWorkerAlive
@@ -24,7 +24,7 @@ from worker.protocol.settings import Settings
 async def _drained(redis: Redis, settings: Settings) -> None:
     """Until the queue holds no job: every job there has been run or withdrawn."""
     for _ in range(400):
-        if await redis.zcard(settings.queue_name) == 0:
+        if not await queued_ids(redis, settings):
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the queue did not drain")
@@ -64,7 +64,7 @@ async def test_with_no_worker_the_call_fails_as_such_and_never_runs_later(
             assert err.value.op_id
             with pytest.raises(NoWorkerAlive):
                 await client.create_task(unique(), "tools/call", coalesce=False)
-            assert await redis.zcard(short.queue_name) == 0, "the jobs were withdrawn"
+            assert await queued_ids(redis, short) == [], "the jobs were withdrawn"
             await _never_applied(client, redis, short, key)
     finally:
         await redis.aclose()

@@ -16,8 +16,9 @@ from tests.worker.conftest import drop_test_keys, isolated_settings, raw_redis, 
 from worker.producer.client import TaskStoreClient
 from worker.producer.queue import wait_reply
 from worker.protocol.envelope import open_envelope
-from worker.protocol.errors import NoWorkerAlive, WriteNotApplied
+from worker.protocol.errors import DeadlineExceeded, NoWorkerAlive, WriteNotApplied
 from worker.protocol.keys import QueueKeys, job_keys
+from worker.protocol.serialization import deserialize, serialize
 from worker.protocol.settings import Settings
 
 
@@ -65,10 +66,21 @@ async def test_a_write_told_not_applied_never_applies_even_if_its_job_comes_back
             with pytest.raises(NoWorkerAlive):
                 await handle.result()
             # The job comes back as a re-run (its try count survived a failover, its claim
-            # did not): a re-run ignores the deadline, but the store refuses this attempt.
+            # did not), past its deadline: the worker withdraws it again, applying nothing.
             await redis.set(job.job, payload, px=60_000)
             await redis.set(job.tries, 1, px=60_000)
-            await redis.zadd(short.queue_name, {handle.job_id: 0})
+            await redis.zadd(QueueKeys(short.queue_name).writes, {handle.job_id: 0})
+            async with running_worker(short):
+                reply = await wait_reply(client.pool, short.queue_name, handle.job_id, 20)
+            with pytest.raises(DeadlineExceeded):
+                open_envelope(open_envelope(reply)[0])
+            # And a copy that no longer says how long its caller waited (written by hand):
+            # the worker runs it, and the store refuses the attempt.
+            await redis.delete(job.result, QueueKeys(short.queue_name).reply(handle.job_id))
+            waitless = deserialize(payload)
+            del waitless["wait_ms"]
+            await redis.set(job.job, serialize(waitless), px=60_000)
+            await redis.zadd(QueueKeys(short.queue_name).writes, {handle.job_id: 0})
             async with running_worker(short):
                 reply = await wait_reply(client.pool, short.queue_name, handle.job_id, 20)
             with pytest.raises(OpWithdrawn):
@@ -105,13 +117,12 @@ async def test_a_job_still_running_at_its_deadline_gives_its_real_outcome(
         reply_timeout_s=0.3,
         max_tries=1,
     )
-    owner = unique()
-    first, second = make_key(owner, "first"), make_key(owner, "second")
+    first, second = make_key(unique(), "first"), make_key(unique(), "second")
     try:
         async with running_worker(settings), TaskStoreClient.connect(settings) as client:
             one = await client.enqueue_put(first, b"x", coalesce=False)
-            # The second job is claimed while the first holds the store: it has started,
-            # and its write waits its turn well past its caller's deadline.
+            # The second job (another owner's) is claimed while the first runs: it has
+            # started, and its write runs on well past its caller's deadline.
             await until(lambda: client.pool.exists(job_keys(one.job_id).claim))
             two = await client.enqueue_put(second, b"x", coalesce=False)
             with caplog.at_level(logging.INFO):

@@ -15,6 +15,7 @@ from tests.worker.conftest import (
     WorkerProcess,
     drop_test_keys,
     isolated_settings,
+    queued_ids,
     raw_redis,
     wait_for_worker,
 )
@@ -62,7 +63,7 @@ async def test_a_killed_worker_s_jobs_move_on_within_a_lease_exactly_once(
 
         async def holding() -> bool:
             """Whether the (stopped) first worker holds a claimed job it has not answered."""
-            queued = [j.decode() for j in await redis.zrange(settings.queue_name, 0, -1)]
+            queued = await queued_ids(redis, settings)
             async with redis.pipeline(transaction=False) as pipe:
                 for job_id in queued:
                     pipe.exists(job_keys(job_id).claim)
@@ -82,7 +83,7 @@ async def test_a_killed_worker_s_jobs_move_on_within_a_lease_exactly_once(
             await asyncio.sleep(0.002)
         assert await holding(), (
             "the first worker never held a job",
-            await redis.zcard(settings.queue_name),
+            len(await queued_ids(redis, settings)),
             len(returned),
             first.output()[-3000:],
         )
@@ -104,7 +105,7 @@ async def test_a_killed_worker_s_jobs_move_on_within_a_lease_exactly_once(
             == [VersionedRecord(b"1", 2)] * COUNTERS
         )
         # Nothing is left to land later: arq runs only what its queue holds.
-        assert await redis.zcard(settings.queue_name) == 0
+        assert await queued_ids(redis, settings) == []
         assert (
             await asyncio.gather(*(clients[0].get(k) for k in plain))
             == [VersionedRecord(b"p", 1)] * PUTS

@@ -6,9 +6,12 @@ whose work is a ``run_tool`` job on the worker's queue. The MCP server
 process may stop or restart mid-task: the worker stores the outcome in the
 task, and any server process reading the store serves it. While the tool
 runs, its job holds its claim as a lease renewed like a write job's, so no
-other worker starts it, however long it runs; it also holds the task's runner
-lease, as a tool running in a server does. A worker that dies mid-job is
-replaced within ``LEASE_S`` and runs the tool again (a tool that is not
+other worker starts it; it also holds the task's runner lease, as a tool
+running in a server does. A tool that runs past ``JOB_TIMEOUT_S`` is stopped,
+its task failed with an error naming the limit, and its job recorded as failed
+(arq's own timeout for the job is ``GRACE_S`` longer, so the task is failed
+first). A worker that dies mid-job is replaced within ``LEASE_S`` and runs the
+tool again (a tool that is not
 idempotent should not be durable); a job whose task is already finished runs
 nothing. The worker runs only tools it imported itself, from the modules in
 ``MCP_TOOL_MODULES``, never a function a job names.
@@ -37,6 +40,8 @@ from worker.runtime.context import state
 from worker.runtime.liveness import lease
 
 JOB = "run_tool"
+GRACE_S = 10.0
+"""How much longer than ``JOB_TIMEOUT_S`` arq lets the job run: time to fail its task."""
 REGISTRY: dict[str, Callable[..., Any]] = {}
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,7 +105,8 @@ async def _run_tool(
         return
     poll_s = (record.task.poll_interval or 500) / 1000
     lease_ms = int(worker.settings.mcp_lease_s * 1000)
-    run = TaskRun(tasks, RunnerLeases(tasks), task_id, owner_id, poll_s, lease_ms)
+    limit_s = worker.settings.job_timeout_s
+    run = TaskRun(tasks, RunnerLeases(tasks), task_id, owner_id, poll_s, lease_ms, limit_s)
     fn = REGISTRY.get(tool)
 
     async def work() -> CallToolResult:

@@ -8,7 +8,9 @@ JSON-RPC error it raised (``failed``). An outcome always lands: one the store
 refuses (too large, not JSON) fails the task with an error naming the limit;
 a store that fails is tried again under the same op id while the lease is
 held, and if it never answers the lease is left to run out, so the sweep
-fails the task rather than leave it ``working``. Every poll interval the run
+fails the task rather than leave it ``working``. A run given a limit
+(``limit_s``: a worker's ``JOB_TIMEOUT_S``) that the tool outlasts stops it and
+fails the task, naming the limit. Every poll interval the run
 reads the task, so a ``tasks/cancel`` made through any server process stops
 it within one. ``elicit`` puts the task in ``input_required`` with one
 request and waits on those same reads until ``tasks/update`` has answered it.
@@ -63,9 +65,13 @@ class TaskRun:
     owner_id: str
     poll_s: float
     lease_ms: int = 0
+    limit_s: float | None = None
+    """How long the tool may run (``JOB_TIMEOUT_S`` on a worker); past it, the task fails."""
     _read: asyncio.Condition = field(default_factory=asyncio.Condition, init=False, compare=False)
     """Notified by the watch at each read of the task, which ``_last`` then holds."""
     _last: list[TaskRecord] = field(default_factory=list, init=False, compare=False)
+    _cancelled: list[bool] = field(default_factory=list, init=False, compare=False)
+    """Holds True once the watch saw the task cancelled and stopped the tool."""
 
     async def execute(self, work: Callable[[], Coroutine[Any, Any, HandlerResult]]) -> None:
         """Run ``work`` to its outcome under a lease, stopping it if the task is cancelled."""
@@ -78,8 +84,18 @@ class TaskRun:
         helpers.append(asyncio.create_task(self._watch(running)))
         settled = False
         try:
-            result = await running
+            async with asyncio.timeout(self.limit_s):
+                result = await running
+        except TimeoutError:
+            limit = f"the tool ran past JOB_TIMEOUT_S ({self.limit_s:g} s) and was stopped"
+            log.error("task %s: %s", self.task_id, limit)
+            settled = await self._settle(
+                self.store.fail, {"code": INTERNAL_ERROR, "message": limit}
+            )
+            raise
         except asyncio.CancelledError:
+            if not self._cancelled:
+                raise  # the run itself is stopped (a worker shutting down): the task stays
             settled = True  # cancelled through tasks/cancel: the task says so already
         except MCPError as exc:
             error = exc.error.model_dump(mode="json", exclude_none=True)
@@ -128,12 +144,14 @@ class TaskRun:
             try:
                 record = await self.store.get(self.task_id, self.owner_id)
             except TaskNotFound:  # expired or gone: nobody can read the outcome any more
+                self._cancelled.append(True)
                 running.cancel()
                 return
             except TaskError:  # the store failed this once: the tool goes on
                 log.warning("task %s: could not read it to watch for a cancel", self.task_id)
                 continue
             if record.status is TaskStatus.CANCELLED:
+                self._cancelled.append(True)
                 running.cancel()
                 return
             async with self._read:

@@ -1,11 +1,13 @@
 """``TaskStoreClient``: enqueue writes for the worker, read the store directly.
 
-Every write travels in an ``ops`` job with a deadline. Writes issued close
-together (the same turn of the event loop, or within ``COALESCE_WINDOW_MS``)
-share one job of up to ``COALESCE_MAX_OPS`` writes, each with its own op id
-and outcome; ``coalesce=False`` sends a write alone, in a job whose id is its
-op id. Outcomes come back on a per-job reply list that the client waits on
-with BLMOVE, so a call returns within milliseconds of the worker finishing;
+Every write travels in an ``ops`` job that says how long its caller waits
+(``REPLY_TIMEOUT_S``). Writes issued close together (the same turn of the
+event loop, or within ``COALESCE_WINDOW_MS``) share one job of up to
+``COALESCE_MAX_OPS`` writes, each with its own op id and outcome;
+``coalesce=False`` sends a write alone, in a job whose id is its op id. Jobs
+go on the queue in the order they were sent (``Sender``). Outcomes come back
+on a per-job reply list that the client waits on with BLMOVE, so a call
+returns within milliseconds of the worker finishing;
 ``worker.producer.handle`` says how a job is settled at its deadline, and the store
 settles the writes of a job the queue no longer holds. Reads skip the queue
 and go straight to the store.
@@ -18,7 +20,6 @@ import functools
 import hashlib
 import itertools
 import logging
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -37,10 +38,10 @@ from worker.protocol import envelope, tracing, writes
 from worker.protocol.connections import check_queue, open_stores, queue_client, queue_redis_settings
 from worker.protocol.envelope import Envelope, open_envelope
 from worker.protocol.errors import DeadlineExceeded, NoWorkerAlive, OutcomeUnknown
-from worker.protocol.writes import BATCH_FIELDS, MAX_OPS_PER_JOB, RETRYABLE
+from worker.protocol.writes import BATCH_FIELDS, MAX_JOB_BYTES, MAX_OPS_PER_JOB, RETRYABLE
 
 __all__ = ["JobHandle", "ReplyTimeout", "TaskStoreClient"]
-from worker.producer.queue import enqueue, job_payload
+from worker.producer.queue import Sender, job_payload
 from worker.protocol.serialization import deserialize, serialize
 from worker.protocol.settings import Settings, load_settings
 from worker.protocol.writes import Stores, Write
@@ -119,11 +120,13 @@ class TaskStoreClient:
         self.stores = stores
         self._server = server
         self._fresh_prefix, self._fresh = f"{uuid.uuid4().hex}-", itertools.count()
+        self._sender = Sender(pool, settings.queue_name)
         self._coalescer = Coalescer(
             self._send,
             lambda job_id: await_job(pool, settings, job_id),
             settings.coalesce_window_ms / 1000,
             settings.coalesce_max_ops,
+            MAX_JOB_BYTES - _JOB_HEADROOM,
         )
 
     @classmethod
@@ -289,22 +292,33 @@ class TaskStoreClient:
             )
             return envelope.success(list(outcomes))
 
-        return JobHandle(batch, job_id, op_id, index, decode, resend, withdraw)
+        async def replay() -> Envelope:
+            outcomes = [await self._replay(p) for p in pending]
+            return outcomes[0] if index is not None else envelope.success(outcomes)
+
+        return JobHandle(batch, job_id, op_id, index, decode, resend, withdraw, replay)
+
+    async def _replay(self, pending: Pending) -> Envelope:
+        """The first outcome of a write that was applied, sent again to the store under its
+        op id (which applies nothing new)."""
+        write, args, op_id = pending
+        try:
+            return envelope.success(await write.run(self.stores, args, op_id, None))
+        except (StorageError, TaskError) as exc:
+            return envelope.failure(exc)
 
     async def _withdraw(
         self, pending: Pending, job_id: str, sent_at_ms: int, no_worker: bool
     ) -> Envelope:
-        """The outcome of a write whose job the queue holds no more, from the store.
-
-        Not applied: its op id is fenced against this attempt, which can then
-        never apply, and the write is answered ``WriteNotApplied``. Applied (or
-        refused for good): running it again under its op id replays the outcome.
-        """
+        """The outcome of a write whose job the queue holds no more, from the store
+        (``Write.settle``): ``WriteNotApplied`` once its op id is fenced against this
+        attempt, or its first outcome when it was applied."""
         write, args, op_id = pending
+        not_applied = (NoWorkerAlive if no_worker else DeadlineExceeded)(op_id)
         try:
-            if await write.withdraw(self.stores, args, op_id, sent_at_ms):
-                return envelope.failure((NoWorkerAlive if no_worker else DeadlineExceeded)(op_id))
-            return envelope.success(await write.run(self.stores, args, op_id, None))
+            return envelope.success(
+                await write.settle(self.stores, args, op_id, sent_at_ms, not_applied)
+            )
         except RETRYABLE:
             return envelope.failure(OutcomeUnknown(op_id, job_id))
         except (StorageError, TaskError) as exc:
@@ -317,21 +331,26 @@ class TaskStoreClient:
         return f"{self._fresh_prefix}{next(self._fresh):x}"
 
     async def _send(self, job_id: str, encoded_ops: bytes, writes: int) -> int:
-        """Enqueue an ``ops`` job whose deadline is the reply timeout from now, as the
-        producer span of the caller's trace; when it was sent.
+        """Enqueue an ``ops`` job that its caller waits ``REPLY_TIMEOUT_S`` for, as the
+        producer span of the caller's trace; when the queue took it (its ``qt``).
 
         An id already queued or answered is not added again: the caller waits for that one.
         """
-        sent_at_ms = int(time.time() * 1000)
-        deadline_ms = sent_at_ms + int(self.settings.reply_timeout_s * 1000)
-        kwargs = b'{"deadline_ms":%d}' % deadline_ms
         queue = self.settings.queue_name
         with tracing.sending(queue, job_id, writes) as trace:
             payload = job_payload(
-                "ops", b"[" + encoded_ops + b"]", kwargs, trace, sent_at_ms=sent_at_ms
+                "ops",
+                b"[" + encoded_ops + b"]",
+                b"{}",
+                trace,
+                wait_ms=int(self.settings.reply_timeout_s * 1000),
             )
-            await enqueue(self.pool, queue, job_id, payload)
-        return sent_at_ms
+            enqueued = await self._sender.send(job_id, payload)
+        return int(enqueued.qt)
+
+
+_JOB_HEADROOM = 4096
+"""Room in a job for what surrounds its writes: the header, the trace context, the stamp."""
 
 
 def _op(pending: Pending) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 A write joins the open batch; the batch is sent on the next turn of the event
 loop (``window_s`` 0), after ``window_s``, or as soon as it holds ``max_ops``
-writes. Each write joins already encoded (so one that does not encode fails
-alone, in its caller), and the job's payload is those pieces joined. A write
+writes; a write that would take it past ``max_bytes`` starts the next batch.
+Each write joins already encoded (so one that does not encode fails alone, in
+its caller), and the job's payload is those pieces joined. A write
 sent alone (``coalesce=False``, a batch of ``apply_batch``) is a batch of its
 own under a job id of the caller's choosing. One wait per batch serves every
 write in it.
@@ -18,18 +19,19 @@ from typing import Any
 
 Send = Callable[[str, bytes, int], Awaitable[int]]
 """Enqueue an ``ops`` job: its id, its list of writes (JSON) and how many they are; when
-it was sent (the job's ``et``, ms)."""
+the queue took it (its ``qt``, ms by the queue's clock)."""
 Wait = Callable[[str], Awaitable[Any]]
 """The reply of a job by id, or the exception that settles it without one."""
 
 
 class Batch:
     """Writes that travel together; ``enqueued`` gives the job id, ``reply`` its reply,
-    ``sent_at_ms`` when the job was sent."""
+    ``sent_at_ms`` when the queue took the job (its ``qt``)."""
 
     def __init__(self, ops: list[bytes] | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.ops: list[bytes] = ops or []
+        self.size = sum(len(op) + 1 for op in self.ops)
         self.sent_at_ms = 0
         self.enqueued: asyncio.Future[str] = loop.create_future()
         self.reply: asyncio.Future[Any] = loop.create_future()
@@ -39,9 +41,11 @@ class Batch:
 
 
 class Coalescer:
-    def __init__(self, send: Send, wait: Wait, window_s: float, max_ops: int) -> None:
+    def __init__(
+        self, send: Send, wait: Wait, window_s: float, max_ops: int, max_bytes: int
+    ) -> None:
         self._send, self._wait = send, wait
-        self._window_s, self._max_ops = window_s, max_ops
+        self._window_s, self._max_ops, self._max_bytes = window_s, max_ops, max_bytes
         self._open: Batch | None = None
         self._timer: asyncio.Handle | None = None
         self._flights: set[asyncio.Task[None]] = set()
@@ -49,6 +53,9 @@ class Coalescer:
     def add(self, encoded: bytes) -> tuple[Batch, int]:
         """Join the open batch with one encoded write; the batch and the write's place in it."""
         batch = self._open
+        if batch is not None and batch.size + len(encoded) + 1 > self._max_bytes:
+            self.flush()
+            batch = None
         if batch is None:
             batch = self._open = Batch()
             loop = asyncio.get_running_loop()
@@ -58,6 +65,7 @@ class Coalescer:
                 else loop.call_soon(self.flush)
             )
         batch.ops.append(encoded)
+        batch.size += len(encoded) + 1
         if len(batch.ops) >= self._max_ops:
             self.flush()
         return batch, len(batch.ops) - 1

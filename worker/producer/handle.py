@@ -32,7 +32,7 @@ from arq.connections import ArqRedis
 from store import BackendError
 from worker.producer.coalesce import Batch
 from worker.producer.queue import settle, wait_reply
-from worker.protocol.envelope import Envelope, open_envelope
+from worker.protocol.envelope import Elided, Envelope, open_envelope
 from worker.protocol.errors import OutcomeUnknown
 from worker.protocol.settings import Settings
 
@@ -106,6 +106,7 @@ class JobHandle(Generic[T]):
         decode: Callable[[Any], T],
         resend: Callable[[], Awaitable[JobHandle[T]]],
         withdraw: Callable[[int, bool], Awaitable[Envelope]],
+        replay: Callable[[], Awaitable[Envelope]],
     ) -> None:
         self.job_id = job_id
         self.op_id = op_id
@@ -113,6 +114,7 @@ class JobHandle(Generic[T]):
         self._decode = decode
         self._resend = resend
         self._withdraw = withdraw
+        self._replay = replay
 
     async def result(self, timeout_s: float | None = None) -> T:
         """The outcome, once the job is settled; ``ReplyTimeout`` if ``timeout_s`` ends first."""
@@ -129,10 +131,13 @@ class JobHandle(Generic[T]):
             if self._batch.reply.done():
                 raise
             raise ReplyTimeout(self.job_id, timeout_s or 0) from None
-        value = open_envelope(reply)
-        if index is not None:
-            value = open_envelope(value[index])
-        return self._decode(value)
+        try:
+            value = open_envelope(reply)
+            if index is not None:
+                value = open_envelope(value[index])
+            return self._decode(value)
+        except Elided:  # applied, and its reply had no room for the outcome: read it
+            return self._decode(open_envelope(await self._replay()))
 
     async def retry(self) -> JobHandle[T]:
         """Send the write again, alone, under the same op id; a handle to the new job."""

@@ -1,23 +1,26 @@
 """The queue as both sides see it: one-round-trip enqueue, replies, wake-up, settling.
 
-A job is arq's JSON record under ``arq:job:<id>`` plus its id in the queue's
-sorted set; ``enqueue.lua`` (PROTOCOL.md: every producer's way in) checks its
-shape, writes both in one step, leaves an id that is already queued or
-answered alone, and pushes a token on ``<queue>:wake``. An idle
-worker blocks on that list instead of polling (``worker.runtime.batch``), so it costs
-Redis a few commands a second and still starts a job a round trip after it
-is enqueued.
+A job is arq's JSON record under ``arq:job:<id>`` plus its id in a sorted set:
+``<queue>:writes`` for write jobs, ``<queue>`` for the rest. ``enqueue.lua``
+(PROTOCOL.md: every producer's way in) checks its shape, stamps it with the
+queue's time, writes both in one step, leaves an id that is already queued or
+answered alone, and pushes a token on ``<queue>:wake``. An idle worker blocks
+on that list instead of polling (``worker.runtime.batch``), so it costs Redis
+a few commands a second and still starts a job a round trip after it is
+enqueued. A client enqueues through ``Sender``, which keeps its jobs in the
+order they were sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from store import BackendError, InvalidArgument
 from worker.protocol import version as protocol
@@ -26,6 +29,7 @@ from worker.protocol.scripts import (
     ENQUEUE,
     SETTLE,
     EnqueueArgs,
+    Enqueued,
     EnqueueKeys,
     SettleArgs,
     SettleKeys,
@@ -39,13 +43,14 @@ def job_payload(
     kwargs: bytes,
     trace: Mapping[str, str] | None = None,
     *,
-    sent_at_ms: int | None = None,
+    wait_ms: int | None = None,
 ) -> bytes:
     """A job (arq's record and the protocol's version), from the JSON of its arguments;
-    with ``trace``, the W3C trace context it continues (``tc``). ``sent_at_ms`` (default:
-    now) is its ``et``, which the store's fences of withdrawn op ids judge it by."""
-    sent = int(time.time() * 1000) if sent_at_ms is None else sent_at_ms
-    head: dict[str, Any] = {"v": protocol.VERSION, "f": function, "et": sent}
+    with ``trace``, the W3C trace context it continues (``tc``); with ``wait_ms``, how long
+    its producer waits for it, after which no worker applies it."""
+    head: dict[str, Any] = {"v": protocol.VERSION, "f": function, "et": time.time_ns() // 10**6}
+    if wait_ms is not None:
+        head["wait_ms"] = wait_ms
     if trace:
         head["tc"] = dict(trace)
     fields = json.dumps(head)
@@ -55,22 +60,91 @@ def job_payload(
 def enqueue_keys(queue_name: str, job_id: str) -> EnqueueKeys:
     """The KEYS of ``enqueue.lua`` for one job."""
     job, queue = job_keys(job_id), QueueKeys(queue_name)
-    return EnqueueKeys(job.job, job.result, queue_name, queue.wake, queue.reply(job_id))
+    return EnqueueKeys(
+        job.job, job.result, queue_name, queue.writes, queue.wake, queue.reply(job_id)
+    )
 
 
-async def enqueue(pool: ArqRedis, queue_name: str, job_id: str, payload: bytes) -> bool:
-    """Put one job on the queue; False if that id was already queued, running or answered."""
+def _enqueued(job_id: str, reply: Any) -> Enqueued:
+    """The enqueue script's typed reply, or the error it answered raised as ours."""
+    if isinstance(reply, ResponseError) and "taskstore:" in str(reply):
+        raise InvalidArgument(str(reply).partition("taskstore: ")[2])
+    if isinstance(reply, Exception):
+        raise BackendError(None, f"enqueueing job {job_id}: {reply}") from reply
+    return ENQUEUE.decode(reply)
+
+
+async def enqueue(
+    pool: ArqRedis, queue_name: str, job_id: str, payload: bytes, *, resend_qt: int | None = None
+) -> Enqueued:
+    """Put one job on the queue; ``added`` is 0 when that id was already queued, running or
+    answered. ``resend_qt``: the job sends again an attempt the queue first took then."""
+    args = EnqueueArgs(job_id, payload, "" if resend_qt is None else resend_qt)
     try:
-        enqueued = await ENQUEUE.run(
-            pool, enqueue_keys(queue_name, job_id), EnqueueArgs(job_id, payload)
-        )
-    except ResponseError as exc:
-        if "taskstore:" not in str(exc):
-            raise BackendError(None, f"enqueueing job {job_id}: {exc}") from exc
-        raise InvalidArgument(str(exc).partition("taskstore: ")[2]) from None
+        return await ENQUEUE.run(pool, enqueue_keys(queue_name, job_id), args)
     except RedisError as exc:
-        raise BackendError(None, f"enqueueing job {job_id}: {exc}") from exc
-    return bool(enqueued.added)
+        return _enqueued(job_id, exc)
+
+
+class Sender:
+    """Enqueues a client's jobs in the order they were sent.
+
+    The jobs sent in one turn of the event loop go in one pipeline, and the next
+    pipeline only after it: Redis runs a pipeline's calls in order, and the
+    enqueue script scores each job after the last, so the queue holds them in
+    the order they were sent, and so their writes apply.
+    """
+
+    def __init__(self, pool: ArqRedis, queue_name: str) -> None:
+        self._pool, self._queue = pool, queue_name
+        self._pending: list[tuple[str, bytes, asyncio.Future[Enqueued]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def send(self, job_id: str, payload: bytes) -> Enqueued:
+        """Enqueue one job (see ``enqueue``), after every job sent before it."""
+        loop = asyncio.get_running_loop()
+        sent: asyncio.Future[Enqueued] = loop.create_future()
+        self._pending.append((job_id, payload, sent))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = loop.create_task(self._flush())
+        return await sent
+
+    async def _flush(self) -> None:
+        while self._pending:
+            jobs, self._pending = self._pending, []
+            try:
+                replies = await self._pipelined(jobs)
+            except RedisError as exc:
+                replies = [exc] * len(jobs)
+            for (job_id, _, sent), reply in zip(jobs, replies, strict=True):
+                if sent.done():  # its caller stopped waiting; the job went all the same
+                    continue
+                try:
+                    sent.set_result(_enqueued(job_id, reply))
+                except (InvalidArgument, BackendError) as exc:
+                    sent.set_exception(exc)
+
+    async def _pipelined(self, jobs: Sequence[tuple[str, bytes, Any]]) -> list[Any]:
+        """Each job's raw reply; a server that forgot the script is sent it, then the rest."""
+        replies: list[Any] = []
+        todo = list(jobs)
+        for attempt in range(2):
+            async with self._pool.pipeline(transaction=False) as pipe:
+                for job_id, payload, _ in todo:
+                    keys = enqueue_keys(self._queue, job_id)
+                    pipe.execute_command(
+                        "EVALSHA",
+                        ENQUEUE.sha,
+                        *ENQUEUE.arguments(keys, EnqueueArgs(job_id, payload)),
+                    )
+                got: list[Any] = await pipe.execute(raise_on_error=False)
+            first = next((i for i, r in enumerate(got) if isinstance(r, NoScriptError)), None)
+            if first is None or attempt:
+                return replies + got
+            replies += got[:first]
+            todo = todo[first:]
+            await self._pool.script_load(ENQUEUE.source)
+        raise AssertionError("unreachable")
 
 
 async def wait_reply(pool: ArqRedis, queue_name: str, job_id: str, timeout_s: float) -> Any:
@@ -92,7 +166,14 @@ async def settle(pool: ArqRedis, queue_name: str, job_id: str) -> str:
     """After a caller's deadline: withdraw the job if it never started (see ``settle.lua``)."""
     job, queue = job_keys(job_id), QueueKeys(queue_name)
     keys = SettleKeys(
-        job.job, job.claim, job.tries, job.result, queue_name, queue.reply(job_id), queue.workers
+        job.job,
+        job.claim,
+        job.tries,
+        job.result,
+        queue_name,
+        queue.writes,
+        queue.reply(job_id),
+        queue.workers,
     )
     try:
         state = await SETTLE.run(pool, keys, SettleArgs(job_id, int(ALIVE_S * 1000)))

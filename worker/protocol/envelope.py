@@ -1,7 +1,9 @@
 """Outcomes of jobs as small typed JSON envelopes, never pickled exceptions.
 
 ``{"ok": true, "value": ...}`` or ``{"ok": false, "error": {"type", "message",
-"fields", "code"?}}``. ``fields`` are the error's constructor arguments by
+"fields", "code"?}}``; ``{"ok": true, "elided": true}`` is a success whose value a
+reply had no room for (``encoded_reply``): the write was applied, and sending it
+again under its op id gives its outcome. ``fields`` are the error's constructor arguments by
 name, so the client rebuilds it through its constructor and raises exactly
 what calling the store in-process raises, every attribute included (bytes
 travel as ``{"__bytes__": ...}`` like any other value). Only the classes in
@@ -13,13 +15,18 @@ from __future__ import annotations
 
 import inspect
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from store import errors as s
 from store.tasks import errors as t
 from worker.protocol import errors as w
+from worker.protocol.serialization import serialize
 
 Envelope = dict[str, Any]
+
+MAX_REPLY_BYTES = 8 * 1024 * 1024
+"""The most a job's reply holds: past it, values are elided (``encoded_reply``)."""
 
 ERRORS: dict[str, type[Exception]] = {
     cls.__name__: cls
@@ -49,6 +56,7 @@ ERRORS: dict[str, type[Exception]] = {
         w.DeadlineExceeded,
         w.NoWorkerAlive,
         w.OutcomeUnknown,
+        w.InternalError,
     )
 }
 """Every error that crosses the queue whole, by the name the envelope carries."""
@@ -75,6 +83,43 @@ def failure(exc: Exception) -> Envelope:
     return {"ok": False, "error": error}
 
 
+class Elided(Exception):
+    """A success whose value the reply had no room for: send the write again to read it."""
+
+
+def encoded_reply(outcomes: Sequence[Envelope], single: bool) -> bytes:
+    """A job's reply as JSON: its one outcome, or a success holding one per write.
+
+    A reply holds at most ``MAX_REPLY_BYTES`` (a reply past that could not be
+    stored), the outcomes first in order: once they have filled it, a success
+    whose value has no room left is elided, and a ``VersionConflict`` drops its
+    ``current_data``. Errors stay; they are small.
+    """
+    parts: list[bytes] = []
+    size = 0
+    for outcome in outcomes:
+        part = serialize(outcome)
+        if size + len(part) > MAX_REPLY_BYTES:
+            part = serialize(_elided(outcome))
+        parts.append(part)
+        size += len(part)
+    if single:
+        return parts[0]
+    return b'{"ok":true,"value":[' + b",".join(parts) + b"]}"
+
+
+def _elided(outcome: Envelope) -> Envelope:
+    if outcome["ok"]:
+        return {"ok": True, "elided": True}
+    fields = outcome["error"].get("fields")
+    if isinstance(fields, dict) and fields.get("current_data") is not None:
+        return {
+            **outcome,
+            "error": {**outcome["error"], "fields": {**fields, "current_data": None}},
+        }
+    return outcome
+
+
 def label(envelope: Envelope) -> str:
     """``ok``, or the type of the error: how logs, metrics and the CLI name an outcome."""
     return "ok" if envelope["ok"] else str(envelope["error"]["type"])
@@ -94,6 +139,8 @@ def open_envelope(envelope: object) -> Any:
     if not isinstance(envelope, dict) or not isinstance(envelope.get("ok"), bool):
         raise RemoteError("BadEnvelope", f"not a job outcome: {envelope!r:.200}")
     if envelope["ok"]:
+        if envelope.get("elided") is True:
+            raise Elided()
         return envelope.get("value")
     raise rebuild(envelope.get("error"))
 

@@ -50,6 +50,19 @@ class OutcomeUnknown(StorageError, TimeoutError):
         self.job_id = job_id
 
 
+class InternalError(StorageError):
+    """The worker failed on this write itself (a bug): its neighbours ran on.
+
+    Whether it was applied is not known; sending it again under its op id tells,
+    and applies it at most once.
+    """
+
+    def __init__(self, op_id: str, message: str) -> None:
+        super().__init__(f"the worker failed on write {op_id}: {message}")
+        self.op_id = op_id
+        self.message = message
+
+
 class FailedJobNotKept(LookupError):
     """``taskstore retry``: no failed job with that id is kept (or it cannot be retried)."""
 

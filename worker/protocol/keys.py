@@ -12,7 +12,9 @@ key                       type         holds
 ``arq:result:<id>``       string       arq's record of the finished job
 ``arq:in-progress:<id>``  string       the running job's lease (its claim)
 ``arq:retry:<id>``        string       the job's tries so far
-``<queue>``               sorted set   job ids by the time they may start (ms)
+``<queue>``               sorted set   arq's job ids by the time they may start (ms)
+``<queue>:writes``        sorted set   write job ids by the time they may start (ms)
+``<queue>:lanes``         hash         lane -> the unfinished write job holding it
 ``<queue>:wake``          list         a token that wakes an idle worker
 ``<queue>:reply:<id>``    list         the job's reply envelope
 ``<queue>:workers``       sorted set   worker ids by their last heartbeat (ms)
@@ -27,7 +29,6 @@ key                       type         holds
 
 from __future__ import annotations
 
-import time
 from typing import NamedTuple
 
 from arq.constants import (
@@ -70,14 +71,18 @@ class QueueKeys:
         "failed",
         "failed_jobs",
         "failed_records",
+        "lanes",
         "queue",
         "running",
         "wake",
         "workers",
+        "writes",
     )
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
+        self.writes = f"{queue}:writes"
+        self.lanes = f"{queue}:lanes"
         self.wake = f"{queue}:wake"
         self.workers = f"{queue}:workers"
         self.running = f"{queue}:workers:running"
@@ -89,11 +94,9 @@ class QueueKeys:
         """Where the worker pushes a job's reply envelope for the waiting caller."""
         return f"{self.queue}:reply:{job_id}"
 
-    def tally(self, minute: int | None = None) -> str:
-        """The counts of ``minute`` (minutes since the epoch; this one when None)."""
-        if minute is None:
-            minute = int(time.time() // 60)
-        return f"{self.queue}:tally:{minute}"
+    def tally(self, now_ms: int) -> str:
+        """The counts of the minute that holds ``now_ms`` (by the queue's clock)."""
+        return f"{self.queue}:tally:{now_ms // 60_000}"
 
     def lock(self, name: str) -> str:
         return f"{self.queue}:lock:{name}"
@@ -108,6 +111,7 @@ class QueueKeys:
         return {
             "job": job.job,
             "queue": self.queue,
+            "writes": self.writes,
             "wake": self.wake,
             "reply": self.reply(job_id),
             "result": job.result,

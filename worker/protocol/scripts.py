@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from store.redis.lua import Script
+from worker.protocol.writes import lua_constants
 
 
 class EnqueueKeys(NamedTuple):
     job: str
     result: str
     queue: str
+    writes: str
     wake: str
     reply: str
 
@@ -22,11 +24,15 @@ class EnqueueKeys(NamedTuple):
 class EnqueueArgs(NamedTuple):
     job_id: str
     job: bytes
+    resend_qt: int | str = ""
+    """The qt of an earlier attempt this job sends again (``taskstore retry``); '' for none."""
 
 
 class Enqueued(NamedTuple):
     added: int
     job_id: bytes
+    qt: int
+    """When the queue took the job, by its clock (ms): what its op ids are fenced by."""
 
 
 class SettleKeys(NamedTuple):
@@ -35,6 +41,7 @@ class SettleKeys(NamedTuple):
     retry: str
     result: str
     queue: str
+    writes: str
     reply: str
     workers: str
 
@@ -64,26 +71,39 @@ class LockArgs(NamedTuple):
 
 
 class ClaimKeys(NamedTuple):
+    writes: str
     queue: str
+    lanes: str
     jobs: tuple[str, ...]
-    """For each id: its job, claim and try-count keys."""
+    """For each candidate: its job, claim and try-count keys."""
 
 
 class ClaimArgs(NamedTuple):
     lease_ms: int
     limit: int
-    functions: str
-    ids: tuple[str, ...]
+    max_writes: int
+    max_bytes: int
+    max_others: int
+    worker: str
+    candidates: tuple[str, ...]
+    """Job ids in queue order, each after 'w' (on writes) or 'q' (on the queue)."""
 
 
 class Claims(NamedTuple):
     claimed: list[Any]
-    """id, try, job for each claimed job."""
+    """[id, try, job, lanes] for each claimed job."""
     others: list[bytes]
+    now: int
+    """The queue's clock when it claimed them (ms)."""
+    due_ms: int
+    """How long until the next job not yet ready may start; -1 when none waits."""
 
 
 class FinishKeys(NamedTuple):
+    writes: str
     queue: str
+    lanes: str
+    wake: str
     tally: str
     failed: str
     records: str
@@ -96,8 +116,21 @@ class FinishArgs(NamedTuple):
     keep_ms: int
     tally_keep_s: int
     failed_keep: int
-    outcomes: tuple[Any, ...]
-    """For each job: id, verdict, result, reply, defer_ms, record, retry_job."""
+    lanes_too: int
+    rest_count: int
+    rest_and_outcomes: tuple[Any, ...]
+    """For each job finished by an earlier call: id, unfinished, lanes; then for each job:
+    id, claim, verdict, result, reply, defer_ms, record, retry_job, lanes."""
+
+
+class RenewKeys(NamedTuple):
+    claims: tuple[str, ...]
+
+
+class RenewArgs(NamedTuple):
+    lease_ms: int
+    held: tuple[str, ...]
+    """What each claim holds while this worker has it."""
 
 
 class DeadLetterKeys(NamedTuple):
@@ -114,7 +147,18 @@ class DeadLetterArgs(NamedTuple):
     job: bytes
 
 
-ENQUEUE = Script(__package__, "enqueue", keys=EnqueueKeys, args=EnqueueArgs, reply=Enqueued)
+_JOBS = lua_constants()
+"""What the scripts that read jobs know of the writes (``_jobs.lua``)."""
+
+ENQUEUE = Script(
+    __package__,
+    "enqueue",
+    keys=EnqueueKeys,
+    args=EnqueueArgs,
+    reply=Enqueued,
+    prelude="_jobs.lua",
+    header=_JOBS,
+)
 SETTLE = Script(__package__, "settle", keys=SettleKeys, args=SettleArgs, reply=bytes)
 HEARTBEAT = Script(__package__, "heartbeat", keys=HeartbeatKeys, args=HeartbeatArgs, reply=int)
 RELEASE_LOCK = Script(__package__, "release_lock", keys=LockKeys, args=LockArgs, reply=int)
@@ -126,7 +170,22 @@ DEAD_LETTER = Script(
     reply=int,
     prelude="_failed.lua",
 )
-CLAIM = Script(__package__, "claim", keys=ClaimKeys, args=ClaimArgs, reply=Claims)
-FINISH = Script(
-    __package__, "finish", keys=FinishKeys, args=FinishArgs, reply=int, prelude="_failed.lua"
+CLAIM = Script(
+    __package__,
+    "claim",
+    keys=ClaimKeys,
+    args=ClaimArgs,
+    reply=Claims,
+    prelude="_jobs.lua",
+    header=_JOBS,
 )
+FINISH = Script(
+    __package__,
+    "finish",
+    keys=FinishKeys,
+    args=FinishArgs,
+    reply=list,
+    prelude=("_failed.lua", "_jobs.lua"),
+    header=_JOBS,
+)
+RENEW = Script(__package__, "renew", keys=RenewKeys, args=RenewArgs, reply=list)

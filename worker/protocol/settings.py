@@ -42,9 +42,10 @@ class Settings(BaseSettings):
     lease_s: float = Field(5, ge=0.5, le=300)
     max_tries: int = Field(5, gt=0)
     keep_result_s: float = Field(60, gt=0)
-    reply_timeout_s: float = Field(10, gt=0)
+    reply_timeout_s: float = Field(10, gt=0, le=86_400)
     poll_delay_s: float = Field(0.001, gt=0)
     batch_jobs: int = Field(100, gt=0, le=1000)
+    batch_writes: int = Field(10_000, gt=0, le=100_000)
     coalesce_window_ms: float = Field(0, ge=0, le=1000)
     coalesce_max_ops: int = Field(100, gt=0, le=1000)
     sweep_interval_s: int = 60

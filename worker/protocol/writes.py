@@ -33,6 +33,10 @@ CALL_OPTIONS = ("op_id", "coalesce")
 
 MAX_OPS_PER_JOB = 10_000
 """The most writes one ``ops`` or ``apply_batch`` job carries."""
+MAX_JOB_BYTES = 8 * 1024 * 1024
+"""The largest job the enqueue script takes: a 4 MiB record's put fits, base64 and all."""
+MAX_WAIT_MS = 86_400_000
+"""The longest a producer may say it waits for a job (``wait_ms``): a day."""
 BATCH_FIELDS = frozenset(f.name for f in fields(BatchOp)) - {"op_id", "sent_at_ms"}
 """What an ``apply_batch`` item may hold: the job gives the op id and the send time."""
 
@@ -96,6 +100,21 @@ class Write(Generic[P, T]):
             owner_id, _ = parse_key(args["key"])
             return await stores.backend.withdraw_op(owner_id, op_id, sent_at_ms)
         return await stores.tasks.withdraw(args["owner_id"], op_id, sent_at_ms)
+
+    async def settle(
+        self,
+        stores: Stores,
+        args: Arguments,
+        op_id: str,
+        sent_at_ms: int,
+        not_applied: Exception,
+    ) -> object:
+        """The outcome of an attempt given up on (its caller's deadline passed): its op id
+        withdrawn in the store, so that no copy of the attempt ever applies, and
+        ``not_applied`` raised; or, when an outcome is kept, that outcome, replayed."""
+        if await self.withdraw(stores, args, op_id, sent_at_ms):
+            raise not_applied
+        return await self.run(stores, args, op_id, sent_at_ms)
 
     def decode(self, value: object) -> T:
         """The reply's value as the type the stub returns."""
@@ -287,3 +306,19 @@ WRITES: dict[str, Write[..., Any]] = {
         cancel_task,
     )
 }
+
+
+def lua_constants() -> str:
+    """What the queue's scripts know of the writes (``_jobs.lua``), from their declarations:
+    for each write, the argument naming its owner (``key`` or ``owner_id``) and its
+    position; and the limits the enqueue script enforces."""
+    owners = []
+    for write in WRITES.values():
+        names = list(write.signature.parameters)
+        name = "key" if "key" in names else "owner_id"
+        owners.append(f"{write.name} = {{'{name}', {names.index(name) + 1}}}")
+    return (
+        f"local WRITE_OWNERS = {{{', '.join(owners)}}}\n"
+        f"local MAX_JOB_BYTES = {MAX_JOB_BYTES}\n"
+        f"local MAX_WAIT_MS = {MAX_WAIT_MS}\n"
+    )

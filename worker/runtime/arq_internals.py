@@ -29,16 +29,21 @@ upgrade that changes one fails there and nowhere else:
    worker's pool as it is, under both entry points (arq's CLI builds a plain
    ``Worker`` from the class); jobs see it as ``ctx["redis"]``, with their id
    and try as ``ctx["job_id"]`` and ``ctx["job_try"]``.
+6. **Its clock.** arq reads this machine's wall clock (``timestamp_ms``): for
+   the score ``enqueue_job`` gives a job, and in ``start_jobs``, which skips a
+   job whose ``ZSCORE`` is later than that clock.
 
 ``QueuePool`` is that pool: arq's poll gets from it only the jobs the batch
 path leaves to arq (``arq_poll``), and its pipelines (``ClaimPipeline``) turn
-arq's claim into a lease, let ``on_finish`` count arq's finished jobs, and
-wake the idle batch path when arq enqueues a job (a cron run, due soon).
+arq's claim into a lease, let ``on_finish`` count arq's finished jobs, wake
+the idle batch path when arq enqueues a job (a cron run, due soon), and turn
+the times arq reads and writes into the queue's clock (``QueueClock``): a
+score arq adds is moved onto the queue's clock, and a score arq reads is
+given back on this machine's, so what is ready is the queue's to say.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,11 +52,11 @@ from arq.constants import (
     in_progress_key_prefix,
     result_key_prefix,
 )
-from arq.jobs import serialize_result
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from worker.protocol.serialization import serialize
+from worker.runtime.queue_clock import QueueClock
 
 RETRY_KEEP_S = 88_400
 """How long arq keeps a job's try count (``run_job``'s EXPIRE)."""
@@ -67,28 +72,34 @@ def result_record(
     job: dict[str, Any],
     job_try: int,
     success: bool,
-    result: object,
+    result: bytes,
     started_ms: int,
+    finished_ms: int,
 ) -> bytes:
-    """A finished job's result, as arq stores it for ``Job.result()`` and ``Job.info()``."""
-    function = str(job.get("f"))
-    record = serialize_result(
-        function,
-        tuple(job.get("a") or ()),
-        dict(job.get("k") or {}),
-        job_try,
-        int(job.get("et") or 0),
-        success,
-        result,
-        started_ms,
-        int(time.time() * 1000),
-        f"{job_id}:{function}",
-        queue_name,
-        job_id=job_id,
-        serializer=serialize,
+    """A finished job's result, as arq stores it for ``Job.result()`` and ``Job.info()``:
+    the fields of ``arq.jobs.serialize_result``, with ``result`` as it was encoded already
+    (a reply, or an error), so a large reply is not encoded twice."""
+    head = serialize(
+        {
+            "s": success,
+            "t": job_try,
+            "f": str(job.get("f")),
+            "a": list(job.get("a") or ()),
+            "k": dict(job.get("k") or {}),
+            "et": whole_ms(job.get("et")) or 0,
+        }
     )
-    assert record is not None  # arq returns None only when serializing fails, and ours raises
-    return record
+    tail = serialize({"st": started_ms, "ft": finished_ms, "q": queue_name, "id": job_id})
+    return b"".join((head[:-1], b',"r":', result, b",", tail[1:]))
+
+
+def whole_ms(value: object) -> int | None:
+    """A time a job gives (its ``et``), when it is a whole number of ms that fits a double."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if value != value or not 0 <= value < 2**53 or value != int(value):
+        return None
+    return int(value)
 
 
 class QueuePool(ArqRedis):
@@ -103,36 +114,18 @@ class QueuePool(ArqRedis):
     wake_key: str = ""
     on_finish: FinishHook | None = None
     arq_poll: Callable[[], Awaitable[list[bytes]]] | None = None
+    clock: QueueClock
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         pipe = ClaimPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
         pipe.lease_ms, pipe.queue_name = self.lease_ms, self.default_queue_name
-        pipe.wake_key, pipe.on_finish = self.wake_key, self.on_finish
+        pipe.wake_key, pipe.on_finish, pipe.clock = self.wake_key, self.on_finish, self.clock
         return pipe
 
     async def zrangebyscore(self, name: Any, *args: Any, **kwargs: Any) -> Any:
         if name == self.default_queue_name and self.arq_poll is not None:
             return await self.arq_poll()
         return await super().zrangebyscore(name, *args, **kwargs)
-
-    async def ready(self, count: int) -> list[bytes]:
-        """Up to ``count`` job ids whose start time has come, first come first."""
-        found: list[bytes] = await super().zrangebyscore(
-            self.default_queue_name, "-inf", int(time.time() * 1000), start=0, num=count
-        )
-        return found
-
-    async def next_start_ms(self) -> float | None:
-        """When the next deferred job (a retry, a cron run) may start; None if there is none."""
-        upcoming = await super().zrangebyscore(
-            self.default_queue_name,
-            f"({int(time.time() * 1000)}",
-            "+inf",
-            start=0,
-            num=1,
-            withscores=True,
-        )
-        return float(upcoming[0][1]) if upcoming else None
 
 
 class ClaimPipeline(Pipeline):
@@ -144,18 +137,24 @@ class ClaimPipeline(Pipeline):
     ``WatchError`` from EXISTS or ZSCORE after a dropped connection answers as
     if another worker held the job, so arq skips it (instead of ending its
     loop) and the next poll claims it on a fresh connection. ``on_finish``
-    adds its commands to the MULTI that finishes a job.
+    adds its commands to the MULTI that finishes a job. Scores cross between
+    arq's clock (this machine's) and the queue's through ``clock``.
     """
 
     lease_ms: int = 5000
     queue_name: str = ""
     wake_key: str = ""
     on_finish: FinishHook | None = None
+    clock: QueueClock
 
     def zadd(self, name: Any, mapping: Any, *args: Any, **kwargs: Any) -> Any:
-        """arq enqueues a job (a cron run): wake the idle poll so it sees when that is due."""
-        queued = super().zadd(name, mapping, *args, **kwargs)
-        if name == self.queue_name and self.wake_key:
+        """arq enqueues a job (a cron run): its score onto the queue's clock, and a wake-up
+        for the idle poll so it sees when that is due."""
+        if name != self.queue_name:
+            return super().zadd(name, mapping, *args, **kwargs)
+        moved = {job: self.clock.from_local_ms(score) for job, score in mapping.items()}
+        queued = super().zadd(name, moved, *args, **kwargs)
+        if self.wake_key:
             super().lpush(self.wake_key, 1)
         return queued
 
@@ -178,13 +177,16 @@ class ClaimPipeline(Pipeline):
 
     async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
         try:
-            return await super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            found = await super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
         except WatchError:
             if args[0] == "EXISTS":
                 return 1
             if args[0] == "ZSCORE":
                 return None
             raise
+        if args[0] == "ZSCORE" and args[1] == self.queue_name and found is not None:
+            return self.clock.to_local_ms(float(found))
+        return found
 
 
 def queue_pool(
@@ -194,6 +196,7 @@ def queue_pool(
     deserializer: Any,
     lease_s: float,
     wake_key: str,
+    clock: QueueClock,
     on_finish: FinishHook | None = None,
 ) -> QueuePool:
     """The worker's pool (see ``worker.protocol.connections.queue_client``), set up as
@@ -204,4 +207,5 @@ def queue_pool(
     pool.lease_ms = int(lease_s * 1000)
     pool.wake_key = wake_key
     pool.on_finish = on_finish
+    pool.clock = clock
     return pool

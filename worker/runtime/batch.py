@@ -9,14 +9,31 @@ order), and one script finishes them all (``finish.lua``: arq's result,
 the reply, the per-minute tally, a kept failure). On the wire nothing
 changes: the same keys, records, results and replies as arq's own path.
 
-The next batch is claimed while the last one runs (``BATCHES_IN_FLIGHT``);
-their writes run one batch at a time, so same-key writes keep queue order
-across batches too. A claim is a lease renewed while the batch runs, so a
-dead worker's jobs move on within ``LEASE_S``; a re-run replays op ids.
+What the path promises, and how:
+
+- **One clock.** Whether a job is ready, and whether it was taken after its
+  deadline, is judged by the queue's clock, which the claim script reads
+  (``QueueClock``); a late job's writes are withdrawn in the store before it is
+  answered (``jobs``), so no later try applies them.
+- **Each job on its own.** Whatever one job holds (a bad field, a bug it
+  trips, a huge reply) becomes that job's own answer; its neighbours run on.
+  Its try is counted when it is claimed, before anything can fail, so
+  ``MAX_TRIES`` ends a job that keeps failing.
+- **Claims fenced.** A claim holds ``<worker>:<try>``; renewals and the finish
+  touch only claims that still hold that, so a job whose lease ran out (a
+  paused worker) is left to the worker that took it over, which replays.
+- **Order per key, across workers.** The claim script takes a job only when
+  no unfinished job outside its batch holds one of its lanes (its owners), and
+  a job that waits keeps later jobs of its lanes waiting; a job retried after a
+  storage failure keeps its place and its lanes. Batches of one worker never
+  share a lane, so they run their writes at once.
+- **No long stall.** Jobs are decoded, judged and answered one at a time with
+  the event loop let go between them, pipelines hold a few hundred writes, and
+  a batch is bounded by writes and bytes as well as jobs.
 
 Jobs of other names (cron, durable tools) are left on the queue for arq's
-own poll, which this path feeds (``arq_poll``); an idle worker blocks on the
-queue's wake-up list.
+own poll, which this path feeds (``arq_poll``, at most ``MAX_JOBS`` ids at a
+time); an idle worker blocks on the queue's wake-up list.
 """
 
 from __future__ import annotations
@@ -35,9 +52,19 @@ from redis.exceptions import RedisError
 
 from store import BackendError, InvalidArgument, VersionConflict
 from worker.protocol import envelope, tracing
-from worker.protocol.errors import OutcomeUnknown
+from worker.protocol.errors import InternalError, OutcomeUnknown
 from worker.protocol.keys import QueueKeys, job_keys
-from worker.protocol.scripts import CLAIM, FINISH, ClaimArgs, ClaimKeys, FinishArgs, FinishKeys
+from worker.protocol.scripts import (
+    CLAIM,
+    FINISH,
+    RENEW,
+    ClaimArgs,
+    ClaimKeys,
+    FinishArgs,
+    FinishKeys,
+    RenewArgs,
+    RenewKeys,
+)
 from worker.protocol.serialization import deserialize, serialize
 from worker.protocol.settings import Settings
 from worker.protocol.writes import RETRYABLE, Stores
@@ -52,7 +79,10 @@ BATCHES_IN_FLIGHT = 2
 """Batches a worker holds at once: one running its writes, the next claimed meanwhile."""
 IDLE_WAIT_S = 1.0
 """How long an idle worker sleeps on its wake-up list between two looks at the queue."""
-_FUNCTIONS = " " + " ".join(sorted(jobs.BATCH_JOBS)) + " "
+BATCH_BYTES = 16 * 1024 * 1024
+"""The most job bytes one batch claims (a first job larger than that still fits)."""
+FINISH_BYTES = 64 * 1024 * 1024
+"""The most one finish script carries: a batch past it is finished in several calls."""
 
 
 @dataclass(slots=True)
@@ -61,33 +91,70 @@ class _Job:
 
     job_id: str
     job_try: int
+    claim: str
+    """What its claim holds while this worker has it."""
+    lanes: str
     job: dict[str, Any]
     plan: jobs.Plan
     name: str
     verdict: str = "completed"
     """``completed``, ``failed`` (arq's sense: refused, out of tries) or ``retried``."""
-    reply: envelope.Envelope | None = None
-    result: object = None
+    error: Exception | None = None
+    """Why a job ``failed`` before its writes could run, as arq records it."""
+    reply: bytes = b""
     results: Sequence[Result] = ()
     """Its calls' results, in order, once the batch ran."""
     outcomes: list[envelope.Envelope] = field(default_factory=list)
     """The same as envelopes: what the reply holds, what logs and metrics count."""
 
 
+@dataclass(slots=True)
+class _Piece:
+    """Jobs of a batch finished by one call of ``finish.lua``."""
+
+    keys: list[str] = field(default_factory=list)
+    outcomes: list[Any] = field(default_factory=list)
+    size: int = 0
+    flags: list[int] = field(default_factory=list)
+    """For each job, 1 when the call finished or retried it, 0 when it left it alone."""
+
+    def add(self, keys: list[str], outcome: list[Any], size: int) -> None:
+        self.keys += keys
+        self.outcomes += outcome
+        self.size += size
+
+    def rest(self) -> list[Any]:
+        """Its jobs as the call that hands on the lanes takes them: id, unfinished, lanes."""
+        out = self.outcomes
+        return [
+            value
+            for i, flag in enumerate(self.flags)
+            for value in (out[9 * i], int(not flag or out[9 * i + 2] == "retried"), out[9 * i + 8])
+        ]
+
+
 class BatchPath:
     """The worker's poll: claims write jobs in batches, hands the rest to arq."""
 
     def __init__(
-        self, pool: QueuePool, settings: Settings, stores: Stores, metrics: Metrics
+        self,
+        pool: QueuePool,
+        settings: Settings,
+        stores: Stores,
+        metrics: Metrics,
+        worker_id: str,
     ) -> None:
         self.pool, self.settings, self.stores, self.metrics = pool, settings, stores, metrics
-        self.held: set[str] = set()
+        self.worker_id = worker_id
+        self.keys = QueueKeys(settings.queue_name)
+        self.held: dict[str, str] = {}
+        """Each job this worker holds, and what its claim holds meanwhile."""
         self._slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
-        self._in_order = asyncio.Lock()
         self._batches: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
-        self._for_arq: list[bytes] = []
+        self._for_arq: dict[bytes, None] = {}
         self._arq_found = asyncio.Event()
+        self._due_s = -1.0
 
     def start(self) -> None:
         self.pool.arq_poll = self.arq_poll
@@ -109,7 +176,8 @@ class BatchPath:
         if not self._for_arq:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arq_found.wait(), IDLE_WAIT_S)
-        found, self._for_arq = self._for_arq, []
+        found = list(self._for_arq)
+        self._for_arq.clear()
         self._arq_found.clear()
         return found
 
@@ -120,7 +188,7 @@ class BatchPath:
         while True:
             await self._slots.acquire()
             try:
-                claimed = await self._claim()
+                claimed, now_ms = await self._claim()
                 backoff = 0.05
             except Exception as exc:  # the poll must outlive any one failure
                 self._slots.release()
@@ -132,173 +200,271 @@ class BatchPath:
                 self._slots.release()
                 await self._idle()
                 continue
-            batch = asyncio.create_task(self._run(claimed))
+            batch = asyncio.create_task(self._run(claimed, now_ms))
             self._batches.add(batch)
             batch.add_done_callback(self._batches.discard)
 
-    async def _claim(self) -> list[tuple[str, int, bytes]]:
-        """Claim up to ``BATCH_JOBS`` ready write jobs; hand arq the ready jobs of its own."""
-        limit = self.settings.batch_jobs
-        ready = await self.pool.ready(len(self.held) + 4 * limit + 100)
-        ids = tuple(i for i in (j.decode() for j in ready) if i not in self.held)
-        if not ids:
-            return []
-        keys = tuple(k for i in ids for k in job_keys(i)[:3])
-        lease_ms = int(self.settings.lease_s * 1000)
+    async def _claim(self) -> tuple[list[list[Any]], int]:
+        """Claim a batch of ready write jobs (and when, by the queue's clock); hand arq the
+        ready jobs of its own."""
+        settings = self.settings
+        limit = settings.batch_jobs
+        look = len(self.held) + 4 * limit + 100
+        async with self.pool.pipeline(transaction=False) as pipe:
+            pipe.zrange(self.keys.writes, 0, look - 1, withscores=True)
+            pipe.zrange(self.keys.queue, 0, look + 2 * settings.max_jobs - 1, withscores=True)
+            writes, queued = await pipe.execute()
+        candidates = sorted(
+            [(score, b"w" + i) for i, score in writes] + [(score, b"q" + i) for i, score in queued]
+        )
+        tagged = tuple(c.decode() for _, c in candidates if c[1:].decode() not in self.held)
+        keys = tuple(k for c in tagged for k in job_keys(c[1:])[:3])
         claims = await CLAIM.run(
             self.pool,
-            ClaimKeys(self.settings.queue_name, keys),
-            ClaimArgs(lease_ms, limit, _FUNCTIONS, ids),
+            ClaimKeys(self.keys.writes, self.keys.queue, self.keys.lanes, keys),
+            ClaimArgs(
+                int(settings.lease_s * 1000),
+                limit,
+                settings.batch_writes,
+                BATCH_BYTES,
+                settings.max_jobs,
+                self.worker_id,
+                tagged,
+            ),
         )
+        self.pool.clock.observe(claims.now)
+        self._due_s = claims.due_ms / 1000 if claims.due_ms >= 0 else -1.0
         if claims.others:
-            self._for_arq.extend(claims.others)
+            room = settings.max_jobs - len(self._for_arq)
+            self._for_arq.update(dict.fromkeys(claims.others[: max(room, 0)]))
             self._arq_found.set()
-        flat = claims.claimed
-        claimed = [
-            (flat[i].decode(), int(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)
-        ]
-        self.held.update(job_id for job_id, _, _ in claimed)
-        return claimed
+        for job_id, job_try, _, _ in claims.claimed:
+            self.held[job_id.decode()] = f"{self.worker_id}:{job_try}"
+        return claims.claimed, claims.now
 
     async def _idle(self) -> None:
         """Until a producer enqueues, the next deferred job is due, or ``IDLE_WAIT_S`` passes."""
-        wait = IDLE_WAIT_S
-        with contextlib.suppress(RedisError):
-            due_ms = await self.pool.next_start_ms()
-            if due_ms is not None:
-                wait = min(wait, due_ms / 1000 - time.time())
-            if wait > 0.001:
-                redis: Any = self.pool
-                await redis.blpop([QueueKeys(self.settings.queue_name).wake], timeout=wait)
+        wait = IDLE_WAIT_S if self._due_s < 0 else min(IDLE_WAIT_S, self._due_s)
+        if wait > 0.001:
+            redis: Any = self.pool
+            with contextlib.suppress(RedisError):
+                await redis.blpop([self.keys.wake], timeout=wait)
 
     async def _renew(self) -> None:
-        """Renew the lease of every claim held, a third of a lease at a time."""
+        """Renew the lease of every claim this worker still holds, a third of a lease at a
+        time; a claim another worker took over is let go."""
         lease_s = self.settings.lease_s
-        ms = int(lease_s * 1000)
         while True:
             await asyncio.sleep(lease_s / 3)
-            held = list(self.held)
+            held = list(self.held.items())
             if not held:
                 continue
             with contextlib.suppress(RedisError):
-                async with self.pool.pipeline(transaction=False) as pipe:
-                    for job_id in held:
-                        pipe.pexpire(job_keys(job_id).claim, ms)
-                    kept = await pipe.execute()
-                lost = [j for j, k in zip(held, kept, strict=True) if not k and j in self.held]
+                kept = await RENEW.run(
+                    self.pool,
+                    RenewKeys(tuple(job_keys(job_id).claim for job_id, _ in held)),
+                    RenewArgs(int(lease_s * 1000), tuple(claim for _, claim in held)),
+                )
+                lost = [j for (j, _), k in zip(held, kept, strict=True) if not k and j in self.held]
                 if lost:
-                    log.warning("lost the lease of jobs %s; a re-run replays their op ids", lost)
+                    log.warning("lost the lease of jobs %s; their new holder replays them", lost)
 
     # -- running ------------------------------------------------------------------
 
-    async def _run(self, claimed: list[tuple[str, int, bytes]]) -> None:
+    async def _run(self, claimed: list[list[Any]], now_ms: int) -> None:
         metrics = self.metrics
         metrics.running += len(claimed)
-        started, started_ms = time.perf_counter(), int(time.time() * 1000)
+        started = time.perf_counter()
+        ids = [job_id.decode() for job_id, _, _, _ in claimed]
         try:
-            batch = [self._read(*c) for c in claimed]
+            batch = []
+            for job_id, job_try, raw, lanes in claimed:
+                batch.append(self._read(job_id.decode(), int(job_try), raw, lanes, now_ms))
+                await asyncio.sleep(0)  # one job at a time: the loop runs on between them
             calls = [call for job in batch for call in job.plan.calls]
             carried = [job.job.get("tc") for job in batch]
-            ids = [job.job_id for job in batch]
             with tracing.processing(self.settings.queue_name, carried, ids, len(calls)):
-                async with self._in_order:
-                    try:
-                        results = await asyncio.wait_for(
-                            execute(self.stores, calls), self.settings.job_timeout_s
-                        )
-                    except TimeoutError:
-                        late = BackendError(None, "the batch ran past JOB_TIMEOUT_S")
-                        results = [c if isinstance(c, Exception) else late for c in calls]
-                self._judge(batch, results)
-                await self._finish(batch, started_ms)
-            self._report(batch, time.perf_counter() - started)
+                try:
+                    results = await asyncio.wait_for(
+                        execute(self.stores, calls), self.settings.job_timeout_s
+                    )
+                except TimeoutError:
+                    late = BackendError(None, "the batch ran past JOB_TIMEOUT_S")
+                    results = [c if isinstance(c, Exception) else late for c in calls]
+                await self._judge(batch, results)
+                finished = await self._finish(batch, now_ms)
+            self._report(finished, time.perf_counter() - started)
         except RedisError as exc:
             # Unfinished jobs keep their claims until the leases run out; a re-run replays.
             log.warning("finishing a batch of %d jobs failed: %s", len(claimed), exc)
         except Exception:
             log.exception("a batch of %d jobs failed; their leases will run out", len(claimed))
         finally:
-            self.held.difference_update(job_id for job_id, _, _ in claimed)
+            for job_id in ids:
+                self.held.pop(job_id, None)
             metrics.running -= len(claimed)
             self._slots.release()
 
-    def _read(self, job_id: str, job_try: int, raw: bytes) -> _Job:
-        """A claimed job decoded and planned; one that cannot run is refused."""
+    def _read(self, job_id: str, job_try: int, raw: bytes, lanes: Any, now_ms: int) -> _Job:
+        """A claimed job decoded and planned; one that cannot run is refused, one that trips
+        a bug answered with that, one out of tries answered as such."""
+        claim = f"{self.worker_id}:{job_try}"
+        lane_text = ",".join(str(int(lane)) for lane in lanes or ())
         try:
             job = deserialize(raw)
             reason = jobs.refusal(job)
         except (ValueError, RecursionError) as exc:
             job, reason = {}, f"the job does not decode as JSON: {exc!s:.200}"
         if reason is not None:
-            return self._refused(job_id, job_try, job, reason)
-        if isinstance(job.get("t"), int):  # arq's tries at enqueue
-            job_try = max(job_try, job["t"])
-        planned = jobs.plan(job_id, job_try, job)
+            return self._refused(job_id, job_try, claim, lane_text, job, reason)
+        try:
+            if isinstance(job.get("t"), int):  # arq's tries at enqueue
+                job_try = max(job_try, job["t"])
+            planned = jobs.plan(job_id, job, now_ms)
+        except Exception as exc:  # a bug planning one job must not reach its neighbours
+            log.exception("planning job %s failed", job_id)
+            problem = InternalError(job_id, f"{type(exc).__name__}: {exc!s:.200}")
+            planned = jobs.Plan([problem], single=True)
+            return _Job(job_id, job_try, claim, lane_text, job, planned, str(job.get("f")))
         if job_try > self.settings.max_tries:
             planned.calls[:] = [
                 OutcomeUnknown(c.op_id, job_id) if isinstance(c, Call) else c for c in planned.calls
             ]
             exhausted = JobExecutionFailed(f"max {self.settings.max_tries} retries exceeded")
-            return _Job(job_id, job_try, job, planned, job["f"], "failed", None, exhausted)
-        return _Job(job_id, job_try, job, planned, job["f"])
+            return _Job(
+                job_id, job_try, claim, lane_text, job, planned, job["f"], "failed", exhausted
+            )
+        return _Job(job_id, job_try, claim, lane_text, job, planned, job["f"])
 
-    def _refused(self, job_id: str, job_try: int, job: dict[str, Any], reason: str) -> _Job:
+    def _refused(
+        self, job_id: str, job_try: int, claim: str, lanes: str, job: dict[str, Any], reason: str
+    ) -> _Job:
         log.warning("refused job %s: %s", job_id, reason, extra={"job_id": job_id})
         as_arq: dict[str, Any] = {"f": jobs.REFUSE, "a": [reason], "k": {}, "et": job.get("et")}
         planned = jobs.Plan([InvalidArgument(reason)], single=True)
         refused = jobs.JobRefused(reason)
-        return _Job(job_id, job_try, as_arq, planned, jobs.REFUSE, "failed", None, refused)
+        return _Job(job_id, job_try, claim, lanes, as_arq, planned, jobs.REFUSE, "failed", refused)
 
-    def _judge(self, batch: list[_Job], results: Sequence[Result]) -> None:
+    async def _judge(self, batch: list[_Job], results: Sequence[Result]) -> None:
         """Each job's results, verdict and reply: a storage failure is retried while tries
-        remain."""
+        remain. A job whose reply cannot be built is answered with why."""
         at = 0
         for job in batch:
             job.results = results[at : at + len(job.plan.calls)]
             at += len(job.plan.calls)
-            job.outcomes = [_envelope(r) for r in job.results]
-            job.reply = job.plan.reply(job.outcomes)
+            try:
+                job.outcomes = [_envelope(r) for r in job.results]
+                job.reply = envelope.encoded_reply(job.outcomes, job.plan.single)
+            except Exception as exc:  # a value of one job that does not encode
+                log.exception("answering job %s failed", job.job_id)
+                problem = envelope.failure(InternalError(job.job_id, f"{exc!s:.200}"))
+                job.outcomes = [problem]
+                job.reply = serialize(problem)
+            await asyncio.sleep(0)
             if job.verdict == "failed":
                 continue
             failure = next((r for r in job.results if isinstance(r, RETRYABLE)), None)
             if failure is not None and job.job_try < self.settings.max_tries:
-                job.verdict, job.reply = "retried", None
-                log.warning("%s %s: storage failed, will retry: %s", job.name, job.job_id, failure)
-            else:
-                job.result = job.reply
+                job.verdict, job.reply = "retried", b""
 
-    async def _finish(self, batch: list[_Job], started_ms: int) -> None:
-        settings = self.settings
-        queue = settings.queue_name
-        queue_keys = QueueKeys(queue)
-        keys: list[str] = []
-        outcomes: list[Any] = []
+    async def _finish(self, batch: list[_Job], now_ms: int) -> list[_Job]:
+        """Finish the batch (``finish.lua``): the jobs this worker still held, finished or
+        retried, are given back; the others are left to whoever holds them now."""
+        finished_ms = self.pool.clock.now_ms()
+        pieces: list[_Piece] = []
         for job in batch:
-            job_id = job.job_id
-            keys += [*job_keys(job_id), queue_keys.reply(job_id)]
-            stored, record, retry_job = b"", "", b""
-            if job.verdict != "retried":
-                success = job.verdict == "completed"
-                stored = result_record(
-                    job_id, queue, job.job, job.job_try, success, job.result, started_ms
-                )
-                if not success:
-                    record, _, retry_job = dead_letter.entry(job_id, deserialize(stored))
-            reply = b"" if job.reply is None else serialize(job.reply)
-            defer_ms = min(50 * 2**job.job_try, 2000)
-            outcomes += [job_id, job.verdict, stored, reply, defer_ms, record, retry_job]
-        # The script lets go of the claims: renewing them from now on would find them gone.
-        self.held.difference_update(job.job_id for job in batch)
-        await FINISH.run(
+            outcome = self._outcome(job, now_ms, finished_ms)
+            size = sum(len(v) for v in outcome if isinstance(v, bytes | str))
+            if not pieces or pieces[-1].size + size > FINISH_BYTES:
+                pieces.append(_Piece())
+            pieces[-1].add([*job_keys(job.job_id), self.keys.reply(job.job_id)], outcome, size)
+            await asyncio.sleep(0)
+        # Its last jobs first: the first job on each lane, which holds it, is finished last.
+        rest: list[Any] = []
+        for n in reversed(range(len(pieces))):
+            piece = pieces[n]
+            first = n == 0
+            piece.flags = await self._finish_piece(piece, finished_ms, rest if first else None)
+            if not first:
+                rest[:0] = piece.rest()
+        done = [flag for piece in pieces for flag in piece.flags]
+        lost = [job.job_id for job, flag in zip(batch, done, strict=True) if not flag]
+        if lost:
+            log.warning(
+                "left %d jobs to the workers that took them over (this one lost their "
+                "leases: it was paused, or too slow): %s",
+                len(lost),
+                lost,
+            )
+        return [job for job, flag in zip(batch, done, strict=True) if flag]
+
+    async def _finish_piece(
+        self, piece: _Piece, finished_ms: int, rest: list[Any] | None
+    ) -> list[int]:
+        """One call of ``finish.lua``; with ``rest`` (the batch's other jobs), the one that
+        also hands on the batch's lanes."""
+        settings = self.settings
+        flags: list[int] = await FINISH.run(
             self.pool,
-            FinishKeys(queue, queue_keys.tally(), *dead_letter.keys(queue), tuple(keys)),
+            FinishKeys(
+                self.keys.writes,
+                self.keys.queue,
+                self.keys.lanes,
+                self.keys.wake,
+                self.keys.tally(finished_ms),
+                *dead_letter.keys(settings.queue_name),
+                tuple(piece.keys),
+            ),
             FinishArgs(
                 int(settings.keep_result_s * 1000),
                 tally.KEEP_S,
                 settings.failed_jobs_keep,
-                tuple(outcomes),
+                int(rest is not None),
+                len(rest or ()) // 3,
+                (*(rest or ()), *piece.outcomes),
             ),
         )
+        return [int(flag) for flag in flags]
+
+    def _outcome(self, job: _Job, started_ms: int, finished_ms: int) -> list[Any]:
+        """What ``finish.lua`` takes for one job (see its header)."""
+        stored, record, retry_job = b"", "", b""
+        if job.verdict != "retried":
+            success = job.verdict == "completed"
+            result = job.reply if job.error is None else serialize(job.error)
+            try:
+                stored = result_record(
+                    job.job_id,
+                    self.settings.queue_name,
+                    job.job,
+                    job.job_try,
+                    success,
+                    result,
+                    started_ms,
+                    finished_ms,
+                )
+            except Exception as exc:  # its arguments as the job gave them do not encode
+                stored = serialize({"s": success, "r": None, "id": job.job_id, "error": str(exc)})
+            if not success and job.error is not None:
+                error = {"__error__": {"type": type(job.error).__name__, "message": str(job.error)}}
+                record, retry_job = dead_letter.entry(
+                    job.job_id,
+                    {"r": error, "f": job.name, "t": job.job_try, "et": job.job.get("et")},
+                    finished_ms,
+                    job.job,
+                )
+        defer_ms = min(50 * 2**job.job_try, 2000)
+        return [
+            job.job_id,
+            job.claim,
+            job.verdict,
+            stored,
+            job.reply,
+            defer_ms,
+            record,
+            retry_job,
+            job.lanes,
+        ]
 
     def _report(self, batch: list[_Job], seconds: float) -> None:
         """Metrics per job and write; one log line for the batch, one per job at DEBUG."""
@@ -307,7 +473,7 @@ class BatchPath:
         for job in batch:
             counted = Counter[str]()
             for call, result, outcome in zip(
-                job.plan.calls, job.results, job.outcomes, strict=True
+                job.plan.calls, job.results, job.outcomes, strict=False
             ):
                 name = call.write.name if isinstance(call, Call) else "invalid"
                 if isinstance(result, RETRYABLE):
@@ -321,6 +487,9 @@ class BatchPath:
                     metrics.cas_conflicts.labels(job=name).inc()
             metrics.job_seconds.labels(job=job.name).observe(seconds)
             labels.update(counted)
+            if job.verdict == "retried":
+                failure = next((r for r in job.results if isinstance(r, RETRYABLE)), None)
+                log.warning("%s %s: storage failed, will retry: %s", job.name, job.job_id, failure)
             log.log(
                 logging.WARNING if job.verdict == "failed" else logging.DEBUG,
                 "%s %s try %d %s: %s",

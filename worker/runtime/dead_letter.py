@@ -21,24 +21,27 @@ from worker.protocol.keys import QueueKeys
 from worker.protocol.scripts import DEAD_LETTER, DeadLetterArgs, DeadLetterKeys
 from worker.protocol.serialization import SUCCEEDED, deserialize, serialize
 from worker.runtime import tally
-from worker.runtime.arq_internals import FinishHook
+from worker.runtime.arq_internals import FinishHook, whole_ms
 from worker.runtime.jobs import REFUSE
+from worker.runtime.queue_clock import QueueClock
 
 _MESSAGE_CHARS = 300
 
 
-def on_job_finished(queue_name: str, keep: int) -> FinishHook:
-    """What a finished job leaves behind: its count, and the record of a failure."""
+def on_job_finished(queue_name: str, keep: int, clock: QueueClock) -> FinishHook:
+    """What a finished job of arq's own path leaves behind: its count, and the record of a
+    failure, timed by the queue's clock."""
 
     def finished(pipe: Any, job_id: str, result: bytes | None) -> None:
+        now_ms = clock.now_ms()
         if result is None:
-            tally.count(pipe, queue_name, "retried")
+            tally.count(pipe, queue_name, "retried", now_ms)
         elif result.startswith(SUCCEEDED):  # no need to decode the whole result
-            tally.count(pipe, queue_name, "completed")
+            tally.count(pipe, queue_name, "completed", now_ms)
         else:
-            tally.count(pipe, queue_name, "failed")
+            tally.count(pipe, queue_name, "failed", now_ms)
             with contextlib.suppress(ValueError):
-                record(pipe, queue_name, job_id, deserialize(result), keep)
+                record(pipe, queue_name, job_id, deserialize(result), keep, now_ms)
 
     return finished
 
@@ -52,22 +55,27 @@ def keys(queue_name: str) -> DeadLetterKeys:
     )
 
 
-def record(pipe: Any, queue_name: str, job_id: str, result: dict[str, Any], keep: int) -> None:
+def record(
+    pipe: Any, queue_name: str, job_id: str, result: dict[str, Any], keep: int, failed_ms: int
+) -> None:
     """Queue on ``pipe`` the record of the failed job whose arq result is ``result``."""
-    kept, failed_ms, job = entry(job_id, result)
+    kept, job = entry(job_id, result, failed_ms)
     # EVAL, not EVALSHA: inside arq's MULTI a NOSCRIPT could not be answered by a retry.
     args = DeadLetterArgs(job_id, kept, failed_ms, keep, job)
     pipe.eval(DEAD_LETTER.source, *DEAD_LETTER.arguments(keys(queue_name), args))
 
 
-def entry(job_id: str, result: dict[str, Any]) -> tuple[str, int, bytes]:
-    """What is kept of the failed job whose arq result is ``result``: its record (JSON),
-    when it failed (ms), and the job a retry re-enqueues (b"" when it cannot be retried)."""
+def entry(
+    job_id: str, result: dict[str, Any], failed_ms: int, job: dict[str, Any] | None = None
+) -> tuple[str, bytes]:
+    """What is kept of a failed job whose arq result is ``result``: its record (JSON), and
+    the job a retry re-enqueues (b"" when it cannot be retried): ``job`` as it was sent
+    (the result's function and arguments when not given), without its caller's wait,
+    with ``qt``, when the queue first took it, so the retry is judged as that attempt."""
     error = result.get("r")
     described = error.get("__error__") if isinstance(error, dict) else None
     if not isinstance(described, dict):
         described = {"type": type(error).__name__, "message": ""}
-    failed_ms = int(result.get("ft") or 0)
     function = str(result.get("f"))
     retryable = function != REFUSE
     kept = {
@@ -76,15 +84,21 @@ def entry(job_id: str, result: dict[str, Any]) -> tuple[str, int, bytes]:
         "error": str(described.get("type")),
         "message": str(described.get("message"))[:_MESSAGE_CHARS],
         "tries": int(result.get("t") or 0),
-        "enqueued_at": _iso(int(result.get("et") or 0)),
+        "enqueued_at": _iso(whole_ms(result.get("et")) or 0),
         "failed_at": _iso(failed_ms),
         "retryable": retryable,
     }
-    # A retry keeps ``et``, the time the job was first sent (see ``worker.tools.failed``).
-    job = serialize(
-        {"f": function, "a": result.get("a"), "k": result.get("k"), "et": result.get("et")}
-    )
-    return json.dumps(kept), failed_ms, job if retryable else b""
+    sent = job or {"f": function, "a": result.get("a"), "k": result.get("k")}
+    again = {k: v for k, v in sent.items() if k in _RESENT}
+    stamp = sent.get("q")
+    if isinstance(stamp, dict) and whole_ms(stamp.get("t")) is not None:
+        again["qt"] = stamp["t"]
+    again.setdefault("et", whole_ms(result.get("et")) or 0)
+    return json.dumps(kept), serialize(again) if retryable else b""
+
+
+_RESENT = frozenset({"v", "f", "a", "k", "et", "tc"})
+"""What of a failed job a retry sends again: not its caller's wait, nor the queue's stamp."""
 
 
 def _iso(ms: int) -> str:

@@ -3,8 +3,8 @@
 - ``<write name>`` (``put``, ``create_task``, ...): one write, arguments as arq's
   args and kwargs, op id = the job id; the reply is its envelope.
 - ``ops``: many writes coalesced by a client, ``[{"op", "id", "args"}, ...]``,
-  each under its own op id, and an optional ``deadline_ms``; the reply is a
-  success envelope holding one envelope per write, in order.
+  each under its own op id, and an optional ``deadline_ms`` (protocol 1.3 and
+  earlier); the reply is a success envelope holding one envelope per write, in order.
 - ``apply_batch``: raw puts and CAS ops, op ``i`` under ``<job id>:<i>``.
 
 These are the jobs the batch path (``worker.runtime.batch``) claims and runs many at
@@ -12,6 +12,12 @@ a time; ``TaskStoreClient`` sends only ``ops`` jobs, the others serve
 producers that speak arq or PROTOCOL.md directly. Arguments are bound here,
 never by a Python call, so a producer's wrong, missing or unknown arguments
 become a typed ``InvalidArgument`` outcome that names them.
+
+Times are the queue's (``worker.runtime.queue_clock``): a job taken after its
+deadline (the queue's stamp plus its ``wait_ms``) applies nothing new, on any
+try: each of its writes is withdrawn in the store first (``Call.late``), so no
+later try can apply it, and answered ``DeadlineExceeded``, or its first outcome
+if it was applied already.
 
 arq's own path keeps ``refuse`` (``maintenance.refuse``): what the job decoder turns a job that
 cannot run into, so that it too answers.
@@ -30,9 +36,9 @@ from store import InvalidArgument
 from store.checks import check_op_id
 from worker.protocol import envelope, writes
 from worker.protocol import version as protocol
-from worker.protocol.errors import DeadlineExceeded
 from worker.protocol.serialization import deserialize
-from worker.protocol.writes import BATCH_FIELDS, MAX_OPS_PER_JOB, WRITES
+from worker.protocol.writes import BATCH_FIELDS, MAX_OPS_PER_JOB, MAX_WAIT_MS, WRITES
+from worker.runtime.arq_internals import whole_ms
 from worker.runtime.operations import Call
 
 log = logging.getLogger("taskstore.jobs")
@@ -72,30 +78,69 @@ def refusal(job: Mapping[str, Any]) -> str | None:
     reason = protocol.refusal(job.get("v"))
     if reason is None and not job.keys() >= JOB_FIELDS:
         reason = f"a job needs the fields {sorted(JOB_FIELDS)}"
+    wait = job.get("wait_ms")
+    if reason is None and wait is not None and not (type(wait) is int and 1 <= wait <= MAX_WAIT_MS):
+        reason = f"wait_ms must be an integer of ms from 1 to {MAX_WAIT_MS}"
     return reason
 
 
-def plan(job_id: str, job_try: int, job: Mapping[str, Any]) -> Plan:
-    """The calls of write job ``job`` (a batch-path job that passed ``refusal``)."""
+def queue_time(job: Mapping[str, Any]) -> int | None:
+    """When the queue took the job (its stamp), by the queue's clock; None if unstamped."""
+    stamp = job.get("q")
+    return whole_ms(stamp.get("t")) if isinstance(stamp, dict) else None
+
+
+def sent_at(job: Mapping[str, Any]) -> int | None:
+    """When this attempt was sent, on the clock its producer fences its op ids by: the
+    queue's stamp from protocol 1.4, its producer's ``et`` before (None: unknown, which
+    every fence refuses)."""
+    if protocol.minor(job.get("v")) >= protocol.QUEUE_CLOCK:
+        return queue_time(job)
+    return job["et"] if type(job["et"]) is int else None
+
+
+def deadline(job: Mapping[str, Any], deadline_ms: object = None) -> int | None:
+    """When the job's producer stops waiting, by the queue's clock; None if it waits on.
+
+    ``wait_ms`` counts from the queue's stamp. A 1.3 producer's ``deadline_ms`` is on
+    its own clock, as its ``et`` is: their difference is the wait it meant."""
+    taken = queue_time(job)
+    wait = job.get("wait_ms")
+    if type(wait) is int and taken is not None:
+        return taken + wait
+    if type(deadline_ms) is not int:
+        return None
+    sent = whole_ms(job.get("et"))
+    return deadline_ms if taken is None or sent is None else taken + deadline_ms - sent
+
+
+def plan(job_id: str, job: Mapping[str, Any], now_ms: int) -> Plan:
+    """The calls of write job ``job`` (a batch-path job that passed ``refusal``), taken at
+    ``now_ms`` by the queue's clock."""
     name, args, kwargs = job["f"], job["a"], job["k"]
-    # When the job was sent: an op id its caller withdrew refuses writes sent by then.
-    sent = job["et"] if type(job["et"]) is int else None
-    write = WRITES.get(name)
+    taken = queue_time(job)
     try:
+        if taken is not None and taken > now_ms:
+            raise InvalidArgument("the job's stamp q says the queue took it in the future")
+        sent = sent_at(job)
+        write = WRITES.get(name)
         if write is not None:
-            return Plan([Call(write, write.bind(args, kwargs), job_id, sent)], single=True)
+            late = _late(deadline(job), now_ms)
+            return Plan([Call(write, write.bind(args, kwargs), job_id, sent, late)], single=True)
         bound = _bind(name, args, kwargs)
         ops = bound["ops"]
         if name == "apply_batch":
-            return Plan(_batch_calls(job_id, ops, sent), single=False)
+            return Plan(_batch_calls(job_id, ops, sent, _late(deadline(job), now_ms)), False)
         if not isinstance(ops, list) or not 0 < len(ops) <= MAX_OPS_PER_JOB:
             raise InvalidArgument(f"ops takes a list of 1 to {MAX_OPS_PER_JOB} writes")
-        calls = [_call(op, sent) for op in ops]
-        if _too_late(bound["deadline_ms"], job_try):
-            calls = [DeadlineExceeded(c.op_id) if isinstance(c, Call) else c for c in calls]
-        return Plan(calls, single=False)
+        late = _late(deadline(job, bound["deadline_ms"]), now_ms)
+        return Plan([_call(op, sent, late) for op in ops], single=False)
     except InvalidArgument as exc:
         return Plan([exc], single=True)
+
+
+def _late(deadline_ms: int | None, now_ms: int) -> bool:
+    return deadline_ms is not None and now_ms > deadline_ms
 
 
 def _bind(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,16 +152,7 @@ def _bind(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str
     return dict(bound.arguments)
 
 
-def _too_late(deadline_ms: object, job_try: int) -> bool:
-    """A job first run after its caller's deadline applies nothing: its caller has
-    withdrawn it or is about to. A job run again after its worker died always runs:
-    it may have applied some writes already, and its op ids replay them."""
-    if not isinstance(deadline_ms, int) or job_try > 1:
-        return False
-    return time.time() * 1000 > deadline_ms
-
-
-def _call(op: object, sent: int | None) -> Call | Exception:
+def _call(op: object, sent: int | None, late: bool) -> Call | Exception:
     """One entry of an ``ops`` job as a call, or the error that refuses it."""
     try:
         if not isinstance(op, dict) or set(op) != {"op", "id", "args"}:
@@ -129,12 +165,12 @@ def _call(op: object, sent: int | None) -> Call | Exception:
         op_id = check_op_id(op["id"])
         if op_id is None:
             raise InvalidArgument("every write of an ops job needs its op id")
-        return Call(write, write.bind((), op["args"]), op_id, sent)
+        return Call(write, write.bind((), op["args"]), op_id, sent, late)
     except InvalidArgument as exc:
         return exc
 
 
-def _batch_calls(job_id: str, ops: object, sent: int | None) -> list[Call | Exception]:
+def _batch_calls(job_id: str, ops: object, sent: int | None, late: bool) -> list[Call | Exception]:
     """An ``apply_batch`` job's puts and CAS ops; op ``i`` runs under ``<job id>:<i>``."""
     if not isinstance(ops, list) or not all(
         isinstance(op, dict) and set(op) <= BATCH_FIELDS and {"key", "data"} <= set(op)
@@ -146,7 +182,7 @@ def _batch_calls(job_id: str, ops: object, sent: int | None) -> list[Call | Exce
     calls: list[Call | Exception] = []
     for i, op in enumerate(ops):
         try:
-            calls.append(Call(*writes.batch_write(op), f"{job_id}:{i}", sent))
+            calls.append(Call(*writes.batch_write(op), f"{job_id}:{i}", sent, late))
         except InvalidArgument as exc:
             calls.append(exc)
     return calls
@@ -176,7 +212,10 @@ def job_deserializer(known: frozenset[str]) -> Callable[[bytes], Any]:
         function = job.get("f")
         reason = refusal(job)
         if reason is None and function in BATCH_JOBS:
-            reason = "the job does not decode as JSON in Redis (cjson)"
+            reason = (
+                "a write job the queue cannot read (not JSON to Redis's cjson, or larger "
+                "than MAX_JOB_BYTES): send it with the enqueue script"
+            )
         if reason is None and function not in known:
             reason = f"no job named {function!r:.80}; known: {sorted(known | BATCH_JOBS)}"
         if reason is not None:

@@ -32,6 +32,7 @@ from worker.runtime.arq_internals import QueuePool, queue_pool
 from worker.runtime.batch import BatchPath
 from worker.runtime.context import STATE, WorkerState, state
 from worker.runtime.metrics import Metrics
+from worker.runtime.queue_clock import QueueClock
 
 log = logging.getLogger("taskstore.worker")
 
@@ -47,22 +48,21 @@ def every(seconds: int) -> dict[str, Any]:
 
 def worker_functions(settings: Settings) -> list[Function]:
     """The jobs on arq's own path; write jobs run on the batch path (``worker.runtime.batch``)."""
-    return [
-        func(maintenance.refuse, name=jobs.REFUSE, max_tries=1),
-        *(func(job, name=name) for name, job in durable_tools(settings).items()),
-    ]
+    return [func(maintenance.refuse, name=jobs.REFUSE, max_tries=1), *durable_tools(settings)]
 
 
-def durable_tools(settings: Settings) -> dict[str, Any]:
-    """The ``run_tool`` job, when this worker runs MCP servers' durable tools."""
+def durable_tools(settings: Settings) -> list[Function]:
+    """The ``run_tool`` job, when this worker runs MCP servers' durable tools: it stops a
+    tool at ``JOB_TIMEOUT_S`` itself, and arq a little after."""
     modules = [m.strip() for m in settings.mcp_tool_modules.split(",") if m.strip()]
     if not modules:
-        return {}
+        return []
     # A plug-in, loaded by name only when configured: it needs the mcp extra, and it
     # sits above the runtime (it uses the runtime's leases), which never imports it.
     durable = importlib.import_module("worker.mcp_tasks.durable")
     durable.load(modules)
-    return {durable.JOB: durable.run_tool}
+    timeout = settings.job_timeout_s + durable.GRACE_S
+    return [func(durable.run_tool, name=durable.JOB, timeout=timeout)]
 
 
 def cron_jobs(settings: Settings) -> list[CronJob]:
@@ -88,7 +88,8 @@ def worker_settings(settings: Settings) -> type:
         frozenset([*(f.name for f in functions), *(c.name for c in crons)])
     )
 
-    finished = dead_letter.on_job_finished(settings.queue_name, settings.failed_jobs_keep)
+    clock = QueueClock()
+    finished = dead_letter.on_job_finished(settings.queue_name, settings.failed_jobs_keep, clock)
 
     def new_pool() -> QueuePool:
         return queue_pool(
@@ -98,6 +99,7 @@ def worker_settings(settings: Settings) -> type:
             decode,
             settings.lease_s,
             QueueKeys(settings.queue_name).wake,
+            clock,
             finished,
         )
 
@@ -108,7 +110,8 @@ def worker_settings(settings: Settings) -> type:
         worker = WorkerState(settings, await open_stores(settings), metrics, worker_id)
         ctx[STATE] = worker
         started.append(ctx)
-        worker.batches = BatchPath(ctx["redis"], settings, worker.stores, metrics)
+        await clock.read(ctx["redis"])
+        worker.batches = BatchPath(ctx["redis"], settings, worker.stores, metrics, worker_id)
         worker.batches.start()
         worker.background.append(
             asyncio.create_task(

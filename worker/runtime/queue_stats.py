@@ -1,8 +1,8 @@
 """The queue as an operator sees it, in three round trips whatever its length.
 
-arq keeps a job in the queue's sorted set (by the time it may start) from
-enqueue until it finishes, and marks a started one with
-``arq:in-progress:<id>``. Running jobs are counted from the workers'
+A job stays in its sorted set (``<queue>:writes`` for write jobs, ``<queue>``
+for arq's; by the time it may start) from enqueue until it finishes, and a
+started one is marked with ``arq:in-progress:<id>``. Running jobs are counted from the workers'
 heartbeats rather than by looking for those marks; the oldest waiting job is
 the first of the earliest ``LOOK_AHEAD`` ready entries that no worker holds.
 """
@@ -33,28 +33,39 @@ class QueueStats:
 
 
 async def observe(redis: Any, queue_name: str) -> QueueStats:
+    keys = QueueKeys(queue_name)
     now_ms = await server_ms(redis)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.zcard(queue_name)
-        pipe.zrangebyscore(queue_name, "-inf", now_ms, start=0, num=LOOK_AHEAD, withscores=True)
+        for queue in (keys.writes, keys.queue):
+            pipe.zcard(queue)
+            pipe.zrangebyscore(queue, "-inf", now_ms, start=0, num=LOOK_AHEAD, withscores=True)
         liveness.read_workers(pipe, queue_name, now_ms)
-        pipe.zcard(QueueKeys(queue_name).failed)
+        pipe.zcard(keys.failed)
         tally.read_last_hour(pipe, queue_name, now_ms)
-        depth, ready, seen, running_jobs, failed_kept, *last_hour = await pipe.execute()
+        (
+            writes,
+            ready_writes,
+            depth,
+            ready,
+            seen,
+            running_jobs,
+            failed_kept,
+            *last_hour,
+        ) = await pipe.execute()
     workers = liveness.parse_workers([seen, running_jobs], now_ms)
     running = sum(w.running for w in workers.values())
     oldest = 0.0
+    ready = sorted([*ready_writes, *ready], key=lambda entry: entry[1])[:LOOK_AHEAD]
     if ready:
-        keys = [job_keys(liveness.text(j)).claim for j, _ in ready]
         async with redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.exists(key)
+            for job_id, _ in ready:
+                pipe.exists(job_keys(liveness.text(job_id)).claim)
             held = await pipe.execute()
         waiting = [score for (_, score), h in zip(ready, held, strict=True) if not h]
         if waiting:
             oldest = round(max(0.0, (now_ms - waiting[0]) / 1000), 3)
     return QueueStats(
-        queued=max(0, int(depth) - running),
+        queued=max(0, int(depth) + int(writes) - running),
         in_progress=running,
         oldest_queued_age_s=oldest,
         workers=workers,

@@ -18,9 +18,10 @@ MINUTES = 60
 KEEP_S = (MINUTES + 2) * 60
 
 
-def count(pipe: Any, queue_name: str, outcome: str) -> None:
-    """Queue on ``pipe`` one more ``outcome`` in this minute's count."""
-    key = QueueKeys(queue_name).tally()
+def count(pipe: Any, queue_name: str, outcome: str, now_ms: int) -> None:
+    """Queue on ``pipe`` one more ``outcome`` in the count of the minute of ``now_ms``
+    (the queue's clock)."""
+    key = QueueKeys(queue_name).tally(now_ms)
     pipe.hincrby(key, outcome, 1)
     pipe.expire(key, KEEP_S)
 
@@ -29,7 +30,7 @@ def read_last_hour(pipe: Any, queue_name: str, now_ms: int) -> None:
     """Queue on ``pipe`` the reads ``parse_last_hour`` sums (``MINUTES`` replies)."""
     minute = now_ms // 60_000
     for m in range(minute - MINUTES + 1, minute + 1):
-        pipe.hgetall(QueueKeys(queue_name).tally(m))
+        pipe.hgetall(QueueKeys(queue_name).tally(m * 60_000))
 
 
 def parse_last_hour(replies: list[Any]) -> dict[str, int]:

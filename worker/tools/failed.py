@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from worker.producer.queue import enqueue, job_payload
+from worker.producer.queue import enqueue
 from worker.protocol.errors import FailedJobNotKept, JobAlreadyQueued
 from worker.protocol.keys import QueueKeys, job_keys
 from worker.protocol.serialization import deserialize, serialize
@@ -41,21 +41,21 @@ async def list_failed(redis: Any, queue_name: str, limit: int) -> list[FailedJob
 async def retry(pool: Any, queue_name: str, job_id: str) -> None:
     """Enqueue a kept failed job again under its own id, then let go of its record.
 
-    Its caller's deadline, if it had one, is dropped: the caller is gone, and
-    the operator asks for it to run now. It keeps the time it was first sent,
-    so an op id its caller withdrew stays withdrawn for it.
+    Its caller's wait, if it had one, is dropped: the caller is gone, and the
+    operator asks for it to run now. It is sent as the attempt the queue first
+    took (its ``qt``), so an op id its caller withdrew stays withdrawn for it.
     """
     kept = await pool.hget(QueueKeys(queue_name).failed_jobs, job_id)
     if kept is None:
         raise FailedJobNotKept(job_id)
     job = deserialize(kept)
-    kwargs = {k: v for k, v in job["k"].items() if k != "deadline_ms"}
-    sent = job.get("et") if type(job.get("et")) is int else None
-    payload = job_payload(job["f"], serialize(job["a"]), serialize(kwargs), sent_at_ms=sent)
+    first = job.pop("qt", None)
+    job["k"] = {k: v for k, v in job["k"].items() if k != "deadline_ms"}
+    job.setdefault("v", "1.0")  # a job kept before it carried its version
     # The failure's result and reply would make the enqueue script refuse the id.
     arq = job_keys(job_id)
     await pool.delete(arq.result, arq.tries, QueueKeys(queue_name).reply(job_id))
-    if not await enqueue(pool, queue_name, job_id, payload):
+    if not (await enqueue(pool, queue_name, job_id, serialize(job), resend_qt=first)).added:
         raise JobAlreadyQueued(job_id)
     async with pool.pipeline(transaction=True) as pipe:
         pipe.zrem(QueueKeys(queue_name).failed, job_id)
