@@ -34,11 +34,17 @@ async def main(kind: str, url: str, queue: str, ops: int, concurrency: int) -> f
 
 
 async def increments(
-    client: TaskStoreClient, concurrency: int, each: int, *, coalesce: bool = True
+    client: TaskStoreClient,
+    concurrency: int,
+    each: int,
+    *,
+    coalesce: bool = True,
+    owners: int = 1,
 ) -> list[Awaitable[None]]:
-    """Fresh keys, one per coroutine, each coroutine CAS-writing its key ``each`` times."""
-    owner = uuid.uuid4().hex[:8]
-    keys = [make_key(owner, f"t{i}") for i in range(concurrency)]
+    """Fresh keys, one per coroutine, of ``owners`` owners, each coroutine CAS-writing its key
+    ``each`` times."""
+    names = [uuid.uuid4().hex[:8] for _ in range(owners)]
+    keys = [make_key(names[i % owners], f"t{i}") for i in range(concurrency)]
     assert await client.apply_batch([BatchOp(k, b"0") for k in keys]) == [1] * len(keys)
 
     async def writes(key: str) -> None:

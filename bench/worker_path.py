@@ -248,12 +248,15 @@ async def _throughput(
     ]  # fmt: skip
 
 
-def _writes(client: TaskStoreClient, total: int, coalesce: bool) -> Callable[[], Awaitable[float]]:
-    """A sample: ``total`` CAS writes from ``CONCURRENCY`` callers, each awaiting its own."""
+def _writes(
+    client: TaskStoreClient, total: int, coalesce: bool, owners: int = 1
+) -> Callable[[], Awaitable[float]]:
+    """A sample: ``total`` CAS writes from ``CONCURRENCY`` callers, each awaiting its own, to
+    keys of ``owners`` owners."""
 
     async def sample() -> float:
         each = total // CONCURRENCY
-        runs = await increments(client, CONCURRENCY, each, coalesce=coalesce)
+        runs = await increments(client, CONCURRENCY, each, coalesce=coalesce, owners=owners)
         return await rate(each * CONCURRENCY, lambda: asyncio.gather(*runs))
 
     return sample
@@ -309,11 +312,23 @@ async def _two_workers(bench: Bench, client: TaskStoreClient, env: dict[str, str
             return await one()
 
     with_two, with_one = await interleaved(bench.size(2, 3), two, one)
+    # What order per owner costs: jobs of one owner never run on two workers at once.
+    async with process(OURS_WORKER, env, bench.url):
+        hot, spread = await interleaved(
+            bench.size(2, 3),
+            _writes(client, total, False, owners=1),
+            _writes(client, total, False, owners=CONCURRENCY),
+        )
     return [
         Result(
             "3. single-write jobs, 2 worker processes vs 1",
             with_two, with_one, "jobs/s", "report", True,
-        )
+        ),
+        Result(
+            f"3. order per owner: 2 workers, {CONCURRENCY} callers of one owner vs of "
+            f"{CONCURRENCY} owners",
+            hot, spread, "jobs/s", "report", True,
+        ),
     ]  # fmt: skip
 
 

@@ -294,6 +294,24 @@ async def test_op_id_replays_cas_success_and_conflict(harness: Harness) -> None:
     assert await harness.backend.get(key) == VersionedRecord(b"e", 1)
 
 
+async def test_a_replayed_conflict_carries_the_data_it_was_judged_against(
+    harness: Harness,
+) -> None:
+    key = make_key(unique(), "t")
+    await harness.backend.put(key, b"a")
+    with pytest.raises(VersionConflict) as first:
+        await harness.backend.put_if_version(key, b"x", 5, op_id="cas-1")
+    with pytest.raises(VersionConflict) as again:  # a re-run of the same attempt
+        await harness.backend.put_if_version(key, b"y", 5, op_id="cas-1")
+    assert (first.value.actual, first.value.current_data) == (1, b"a")
+    assert (again.value.actual, again.value.current_data) == (1, b"a")
+
+
+async def test_now_ms_is_the_clock_expiry_is_judged_by(harness: Harness) -> None:
+    # The server's TIME, or the in-memory backend's own (fake, in the harness) clock.
+    assert abs(await harness.backend.now_ms() - await harness.now_ms()) < 1000
+
+
 async def test_an_op_id_is_bound_to_its_operation(harness: Harness) -> None:
     backend = harness.backend
     owner = unique()

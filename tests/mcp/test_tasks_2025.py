@@ -27,6 +27,7 @@ from store.tasks import TaskStore
 from tests.harness import until
 from tests.mcp.poller import MODERN, Poller, get_task, start_task
 from worker.mcp_tasks import TaskStoreTasks, elicit
+from worker.mcp_tasks.owner import ANONYMOUS
 
 RELATED = "io.modelcontextprotocol/related-task"
 
@@ -188,6 +189,36 @@ async def test_cancel_list_and_the_errors_of_sep_1686(store: TaskStore) -> None:
         # tasks/update belongs to 2026-07-28 only.
         update = {"taskId": task_id, "inputResponses": {}}
         assert await code_of(send(c, "tasks/update", update)) == -32601
+
+
+async def test_without_anonymous_callers_every_task_method_refuses_one(store: TaskStore) -> None:
+    """As on the 2026 surface: no token, no task; not even the tasks anonymous callers made
+    when the server still allowed them."""
+    tasks = TaskStoreTasks(store)  # no anonymous callers
+    server = MCPServer("taskstore-2025-auth", extensions=[tasks], middleware=[tasks.middleware])
+
+    @server.tool()
+    @tasks.task()
+    async def echo(text: str) -> str:
+        return text
+
+    earlier = await store.create(ANONYMOUS, "tools/call")
+    async with legacy(server) as c:
+        calls = [
+            send(c, "tools/call", {"name": "echo", "arguments": {"text": "x"}, "task": {}}),
+            send(c, "tasks/get", {"taskId": earlier.task_id}),
+            send(c, "tasks/result", {"taskId": earlier.task_id}),
+            send(c, "tasks/cancel", {"taskId": earlier.task_id}),
+            send(c, "tasks/list"),
+        ]
+        for call in calls:
+            with pytest.raises(MCPError) as err:
+                await call
+            assert (err.value.error.code, err.value.error.message) == (
+                -32602,
+                "tasks need an authenticated caller",
+            )
+    assert (await store.get(earlier.task_id, ANONYMOUS)).status.value == "working"
 
 
 async def test_tasks_list_pages_the_caller_s_tasks(store: TaskStore) -> None:

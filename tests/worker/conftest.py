@@ -176,12 +176,17 @@ class WorkerProcess:
     """``taskstore worker`` (or ``python -m <argv>``) in a subprocess, its output in a file."""
 
     def __init__(
-        self, settings: Settings, log: Path, argv: tuple[str, ...] = ("worker.tools.cli", "worker")
+        self,
+        settings: Settings,
+        log: Path,
+        argv: tuple[str, ...] = ("worker.tools.cli", "worker"),
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``env``: more of the process's environment (a clock of its own, say)."""
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-m", *argv],
-            env=settings_env(settings),
+            env={**settings_env(settings), **(env or {})},
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             cwd=log.parent,

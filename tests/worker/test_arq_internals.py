@@ -7,7 +7,9 @@ import inspect
 from collections.abc import AsyncIterator
 
 import pytest
+from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus, serialize_result
+from arq.utils import timestamp_ms
 from arq.worker import Worker, create_worker
 
 from store.clock import server_ms
@@ -83,7 +85,7 @@ async def test_4_arq_finishes_its_jobs_through_the_pool_s_pipelines(settings: Se
         pool: QueuePool = worker.pool  # type: ignore[assignment]
         # A job of arq's own path: its claim is a lease, its finish is counted.
         job_id = unique("job")
-        await pool.enqueue_job("refuse", "pinned", _job_id=job_id, _queue_name=settings.queue_name)
+        await pool.enqueue_job("pinned", _job_id=job_id, _queue_name=settings.queue_name)
         job = Job(job_id, pool, _queue_name=settings.queue_name, _deserializer=deserialize)
         with pytest.raises(Exception, match="pinned"):
             await job.result(timeout=10)
@@ -109,3 +111,29 @@ async def test_5_the_settings_pool_is_the_worker_s_pool(settings: Settings) -> N
     assert close.index("self.pool.delete") < close.index("self.on_shutdown")
     await worker.pool.aclose()
     assert serialize({"s": True, "r": 1}).startswith(b'{"s":true,')
+
+
+async def test_6_arq_reads_this_machine_s_clock_in_whole_ms(settings: Settings) -> None:
+    claim = inspect.getsource(Worker.start_jobs)
+    assert "score > timestamp_ms()" in claim  # a job scored later than now is skipped
+    assert "enqueue_time_ms = timestamp_ms()" in inspect.getsource(ArqRedis.enqueue_job)
+    assert isinstance(timestamp_ms(), int)
+    cls = worker_settings(settings)
+    pool: QueuePool = cls.redis_pool  # type: ignore[attr-defined]
+    # The worker's reading of the queue's clock is a round trip old, and the job was
+    # scored a fraction of a ms ago: arq must still see it as due.
+    now = await server_ms(pool)
+    pool.clock.observe(now - 5)
+    await pool.zadd(settings.queue_name, {"due": now + 0.5})
+    async with pool.pipeline(transaction=True) as pipe:
+        await pipe.watch("arq:in-progress:due")
+        score = await pipe.zscore(settings.queue_name, "due")
+    assert score is not None
+    assert score <= timestamp_ms()
+    # A score arq gives a job it enqueues (a cron run) moves onto the queue's clock.
+    pool.clock.observe(now + 60_000)
+    await pool.enqueue_job("later", _job_id="later", _queue_name=settings.queue_name)
+    moved = await pool.zscore(settings.queue_name, "later")
+    assert moved is not None
+    assert moved > now + 50_000
+    await pool.aclose()

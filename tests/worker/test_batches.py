@@ -226,7 +226,7 @@ async def test_a_job_and_a_batch_longer_than_a_lease_keep_their_claims_and_run_o
     store = RedisProcess(free_ports(1)[0], tmp_path / "store")
     store.start()
     settings = isolated_settings(
-        redis_url, "lease", store_url=store.url, lease_s=0.5, reply_timeout_s=30
+        redis_url, "lease", store_url=store.url, lease_s=1, reply_timeout_s=30
     )
     admin = store.client()
     try:
@@ -238,7 +238,7 @@ async def test_a_job_and_a_batch_longer_than_a_lease_keep_their_claims_and_run_o
             owner = unique()
             for size in (1, 5):  # a job alone, then a batch of five
                 keys = [make_key(owner, f"{size}-{i}") for i in range(size)]
-                # Every store write waits 2 s (four leases) once its job is claimed.
+                # Every store write waits 2 s (two leases) once its job is claimed.
                 admin.execute_command("CLIENT", "PAUSE", 2000, "ALL")  # type: ignore[no-untyped-call]
                 handles = [await client.enqueue_put(k, b"x", coalesce=False) for k in keys]
                 with caplog.at_level(logging.WARNING, logger="taskstore.jobs"):
@@ -293,3 +293,14 @@ async def test_every_job_kind_answers_bad_arguments_within_a_second(
             assert reply is not None, f"{name}: no answer within a second"
             assert error(reply) in {"InvalidArgument", "InvalidParams", "InvalidKey"}, reply
             assert named in reply["error"]["message"], (name, reply)
+
+
+async def test_a_reply_and_a_result_are_kept_keep_result_s_and_no_longer(
+    settings: Settings, pool: ArqRedis
+) -> None:
+    [job_id] = await enqueue_all(pool, settings, [job("put", make_key(unique(), "k"), b"x")])
+    async with running_worker(settings):
+        assert (await replies(pool, settings, [job_id]))[0] == {"ok": True, "value": 1}
+    keep_ms = settings.keep_result_s * 1000
+    for key in (QueueKeys(settings.queue_name).reply(job_id), job_keys(job_id).result):
+        assert 0 < await pool.pttl(key) <= keep_ms, key

@@ -4,7 +4,7 @@ Every write travels in an ``ops`` job that says how long its caller waits
 (``REPLY_TIMEOUT_S``). Writes issued close together (the same turn of the
 event loop, or within ``COALESCE_WINDOW_MS``) share one job of up to
 ``COALESCE_MAX_OPS`` writes, each with its own op id and outcome;
-``coalesce=False`` sends a write alone, in a job whose id is its op id. Jobs
+``coalesce=False`` sends a write alone, in a job of its own. Jobs
 go on the queue in the order they were sent (``Sender``). Outcomes come back
 on a per-job reply list that the client waits on with BLMOVE, so a call
 returns within milliseconds of the worker finishing;
@@ -268,9 +268,12 @@ class TaskStoreClient:
         *,
         alone: bool,
     ) -> JobHandle[T]:
-        """Send encoded writes, in the open batch or alone (job id = op id), and hand back."""
+        """Send encoded writes, in the open batch or alone, and hand back.
+
+        Each send is a job of its own: sent again after an answer of "not applied", a
+        write is a new attempt, never the first attempt's kept reply."""
         if alone:
-            batch = self._coalescer.alone(encoded, op_id)
+            batch = self._coalescer.alone(encoded, f"{op_id}.{uuid.uuid4().hex[:12]}")
         else:
             batch, index = self._coalescer.add(encoded[0])
         job_id = await asyncio.shield(batch.enqueued)

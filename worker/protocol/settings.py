@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     queue_name: str = "taskstore:queue"
     max_jobs: int = Field(50, gt=0)
     job_timeout_s: float = Field(30, gt=0)
-    lease_s: float = Field(5, ge=0.5, le=300)
+    lease_s: float = Field(5, ge=1, le=300)
     max_tries: int = Field(5, gt=0)
     keep_result_s: float = Field(60, gt=0)
     reply_timeout_s: float = Field(10, gt=0, le=86_400)

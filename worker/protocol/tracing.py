@@ -43,7 +43,7 @@ def carrier() -> dict[str, str]:
 def context_of(carried: object) -> Context | None:
     """The trace context a job or a durable tool's job carried, or None."""
     if isinstance(carried, Mapping) and isinstance(carried.get("traceparent"), str):
-        return propagate.extract(dict(carried))
+        return propagate.extract({k: v for k, v in carried.items() if isinstance(v, str)})
     return None
 
 

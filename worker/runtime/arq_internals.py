@@ -44,6 +44,7 @@ given back on this machine's, so what is ready is the queue's to say.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -185,7 +186,10 @@ class ClaimPipeline(Pipeline):
                 return None
             raise
         if args[0] == "ZSCORE" and args[1] == self.queue_name and found is not None:
-            return self.clock.to_local_ms(float(found))
+            # arq looks only at jobs the batch path found ready by the queue's clock: a
+            # reading of that clock a round trip old must not make one look not yet due.
+            # arq compares it with whole ms: a fraction above now would read as later.
+            return min(self.clock.to_local_ms(float(found)), time.time_ns() // 1_000_000)
         return found
 
 

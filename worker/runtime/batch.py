@@ -279,7 +279,7 @@ class BatchPath:
         try:
             batch = []
             for job_id, job_try, raw, lanes in claimed:
-                batch.append(self._read(job_id.decode(), int(job_try), raw, lanes, now_ms))
+                batch.append(await self._read(job_id.decode(), int(job_try), raw, lanes, now_ms))
                 await asyncio.sleep(0)  # one job at a time: the loop runs on between them
             calls = [call for job in batch for call in job.plan.calls]
             carried = [job.job.get("tc") for job in batch]
@@ -293,7 +293,7 @@ class BatchPath:
                     results = [c if isinstance(c, Exception) else late for c in calls]
                 await self._judge(batch, results)
                 finished = await self._finish(batch, now_ms)
-            self._report(finished, time.perf_counter() - started)
+            await self._report(finished, time.perf_counter() - started)
         except RedisError as exc:
             # Unfinished jobs keep their claims until the leases run out; a re-run replays.
             log.warning("finishing a batch of %d jobs failed: %s", len(claimed), exc)
@@ -305,7 +305,7 @@ class BatchPath:
             metrics.running -= len(claimed)
             self._slots.release()
 
-    def _read(self, job_id: str, job_try: int, raw: bytes, lanes: Any, now_ms: int) -> _Job:
+    async def _read(self, job_id: str, job_try: int, raw: bytes, lanes: Any, now_ms: int) -> _Job:
         """A claimed job decoded and planned; one that cannot run is refused, one that trips
         a bug answered with that, one out of tries answered as such."""
         claim = f"{self.worker_id}:{job_try}"
@@ -320,21 +320,21 @@ class BatchPath:
         try:
             if isinstance(job.get("t"), int):  # arq's tries at enqueue
                 job_try = max(job_try, job["t"])
-            planned = jobs.plan(job_id, job, now_ms)
+            planned = await jobs.plan(job_id, job, now_ms)
         except Exception as exc:  # a bug planning one job must not reach its neighbours
             log.exception("planning job %s failed", job_id)
             problem = InternalError(job_id, f"{type(exc).__name__}: {exc!s:.200}")
             planned = jobs.Plan([problem], single=True)
-            return _Job(job_id, job_try, claim, lane_text, job, planned, str(job.get("f")))
+            return _Job(job_id, job_try, claim, lane_text, job, planned, _name(job))
         if job_try > self.settings.max_tries:
             planned.calls[:] = [
                 OutcomeUnknown(c.op_id, job_id) if isinstance(c, Call) else c for c in planned.calls
             ]
             exhausted = JobExecutionFailed(f"max {self.settings.max_tries} retries exceeded")
             return _Job(
-                job_id, job_try, claim, lane_text, job, planned, job["f"], "failed", exhausted
+                job_id, job_try, claim, lane_text, job, planned, _name(job), "failed", exhausted
             )
-        return _Job(job_id, job_try, claim, lane_text, job, planned, job["f"])
+        return _Job(job_id, job_try, claim, lane_text, job, planned, _name(job))
 
     def _refused(
         self, job_id: str, job_try: int, claim: str, lanes: str, job: dict[str, Any], reason: str
@@ -466,7 +466,7 @@ class BatchPath:
             job.lanes,
         ]
 
-    def _report(self, batch: list[_Job], seconds: float) -> None:
+    async def _report(self, batch: list[_Job], seconds: float) -> None:
         """Metrics per job and write; one log line for the batch, one per job at DEBUG."""
         metrics = self.metrics
         labels = Counter[str]()
@@ -487,6 +487,7 @@ class BatchPath:
                     metrics.cas_conflicts.labels(job=name).inc()
             metrics.job_seconds.labels(job=job.name).observe(seconds)
             labels.update(counted)
+            await asyncio.sleep(0)
             if job.verdict == "retried":
                 failure = next((r for r in job.results if isinstance(r, RETRYABLE)), None)
                 log.warning("%s %s: storage failed, will retry: %s", job.name, job.job_id, failure)
@@ -522,6 +523,12 @@ class BatchPath:
                 "duration_ms": round(seconds * 1000, 2),
             },
         )
+
+
+def _name(job: dict[str, Any]) -> str:
+    """What logs and metrics call the job: its write job's name, never a producer's text."""
+    name = job.get("f")
+    return name if isinstance(name, str) and name in jobs.BATCH_JOBS else "invalid"
 
 
 def _envelope(result: Result) -> envelope.Envelope:

@@ -12,7 +12,6 @@ re-enqueues, which are never printed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -28,22 +27,44 @@ from worker.runtime.queue_clock import QueueClock
 _MESSAGE_CHARS = 300
 
 
-def on_job_finished(queue_name: str, keep: int, clock: QueueClock) -> FinishHook:
-    """What a finished job of arq's own path leaves behind: its count, and the record of a
-    failure, timed by the queue's clock."""
+def on_job_finished(
+    queue_name: str, keep: int, keep_result_ms: int, clock: QueueClock
+) -> FinishHook:
+    """What a finished job of arq's own path leaves behind, in the step that finishes it: its
+    count, its reply (every job answers: a cron run or a durable tool as much as a write),
+    and the record of a failure, timed by the queue's clock."""
+    queue = QueueKeys(queue_name)
 
     def finished(pipe: Any, job_id: str, result: bytes | None) -> None:
         now_ms = clock.now_ms()
         if result is None:
             tally.count(pipe, queue_name, "retried", now_ms)
-        elif result.startswith(SUCCEEDED):  # no need to decode the whole result
-            tally.count(pipe, queue_name, "completed", now_ms)
-        else:
-            tally.count(pipe, queue_name, "failed", now_ms)
-            with contextlib.suppress(ValueError):
-                record(pipe, queue_name, job_id, deserialize(result), keep, now_ms)
+            return
+        outcome = "completed" if result.startswith(SUCCEEDED) else "failed"
+        tally.count(pipe, queue_name, outcome, now_ms)
+        try:
+            decoded = deserialize(result)
+        except ValueError:
+            return
+        if decoded.get("f") != REFUSE:  # a refused job has answered already, with why
+            pipe.lpush(queue.reply(job_id), serialize(_reply(decoded)))
+            pipe.pexpire(queue.reply(job_id), keep_result_ms)
+        if outcome == "failed":
+            record(pipe, queue_name, job_id, decoded, keep, now_ms)
 
     return finished
+
+
+def _reply(result: dict[str, Any]) -> dict[str, Any]:
+    """arq's result of a job as the reply envelope a caller reads."""
+    value = result.get("r")
+    if result.get("s") is True:
+        return {"ok": True, "value": value}
+    described = value.get("__error__") if isinstance(value, dict) else None
+    if not isinstance(described, dict):
+        described = {"type": type(value).__name__, "message": str(value)[:_MESSAGE_CHARS]}
+    error = {"type": str(described.get("type")), "message": str(described.get("message"))}
+    return {"ok": False, "error": error}
 
 
 def keys(queue_name: str) -> DeadLetterKeys:

@@ -25,10 +25,11 @@ cannot run into, so that it too answers.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,9 +115,13 @@ def deadline(job: Mapping[str, Any], deadline_ms: object = None) -> int | None:
     return deadline_ms if taken is None or sent is None else taken + deadline_ms - sent
 
 
-def plan(job_id: str, job: Mapping[str, Any], now_ms: int) -> Plan:
+PLAN_SLICE = 500
+"""Writes planned between two turns of the event loop: a job may hold 10,000."""
+
+
+async def plan(job_id: str, job: Mapping[str, Any], now_ms: int) -> Plan:
     """The calls of write job ``job`` (a batch-path job that passed ``refusal``), taken at
-    ``now_ms`` by the queue's clock."""
+    ``now_ms`` by the queue's clock; a long job lets the event loop run between slices."""
     name, args, kwargs = job["f"], job["a"], job["k"]
     taken = queue_time(job)
     try:
@@ -127,14 +132,19 @@ def plan(job_id: str, job: Mapping[str, Any], now_ms: int) -> Plan:
         if write is not None:
             late = _late(deadline(job), now_ms)
             return Plan([Call(write, write.bind(args, kwargs), job_id, sent, late)], single=True)
+        if name not in _SIGNATURES:
+            raise InvalidArgument(f"no write job named {name!r:.80}; known: {sorted(BATCH_JOBS)}")
         bound = _bind(name, args, kwargs)
         ops = bound["ops"]
         if name == "apply_batch":
-            return Plan(_batch_calls(job_id, ops, sent, _late(deadline(job), now_ms)), False)
+            _check_batch(ops)
+            late = _late(deadline(job), now_ms)
+            calls = [_batch_call(job_id, i, op, sent, late) for i, op in enumerate(ops)]
+            return Plan(await _sliced(calls), single=False)
         if not isinstance(ops, list) or not 0 < len(ops) <= MAX_OPS_PER_JOB:
             raise InvalidArgument(f"ops takes a list of 1 to {MAX_OPS_PER_JOB} writes")
         late = _late(deadline(job, bound["deadline_ms"]), now_ms)
-        return Plan([_call(op, sent, late) for op in ops], single=False)
+        return Plan(await _sliced(_call(op, sent, late) for op in ops), single=False)
     except InvalidArgument as exc:
         return Plan([exc], single=True)
 
@@ -170,8 +180,18 @@ def _call(op: object, sent: int | None, late: bool) -> Call | Exception:
         return exc
 
 
-def _batch_calls(job_id: str, ops: object, sent: int | None, late: bool) -> list[Call | Exception]:
-    """An ``apply_batch`` job's puts and CAS ops; op ``i`` runs under ``<job id>:<i>``."""
+async def _sliced(calls: Iterable[Call | Exception]) -> list[Call | Exception]:
+    """The calls, made ``PLAN_SLICE`` at a time with the event loop let go in between."""
+    made: list[Call | Exception] = []
+    for call in calls:
+        made.append(call)
+        if len(made) % PLAN_SLICE == 0:
+            await asyncio.sleep(0)
+    return made
+
+
+def _check_batch(ops: object) -> None:
+    """An ``apply_batch`` job's list: objects of ``BatchOp`` fields with a key and data."""
     if not isinstance(ops, list) or not all(
         isinstance(op, dict) and set(op) <= BATCH_FIELDS and {"key", "data"} <= set(op)
         for op in ops
@@ -179,13 +199,16 @@ def _batch_calls(job_id: str, ops: object, sent: int | None, late: bool) -> list
         raise InvalidArgument(
             f"apply_batch takes a list of objects with fields {sorted(BATCH_FIELDS)}"
         )
-    calls: list[Call | Exception] = []
-    for i, op in enumerate(ops):
-        try:
-            calls.append(Call(*writes.batch_write(op), f"{job_id}:{i}", sent, late))
-        except InvalidArgument as exc:
-            calls.append(exc)
-    return calls
+
+
+def _batch_call(
+    job_id: str, i: int, op: dict[str, Any], sent: int | None, late: bool
+) -> Call | Exception:
+    """Item ``i`` of an ``apply_batch`` job: a put or CAS under op id ``<job id>:<i>``."""
+    try:
+        return Call(*writes.batch_write(op), f"{job_id}:{i}", sent, late)
+    except InvalidArgument as exc:
+        return exc
 
 
 class JobRefused(Exception):
@@ -216,8 +239,10 @@ def job_deserializer(known: frozenset[str]) -> Callable[[bytes], Any]:
                 "a write job the queue cannot read (not JSON to Redis's cjson, or larger "
                 "than MAX_JOB_BYTES): send it with the enqueue script"
             )
-        if reason is None and function not in known:
-            reason = f"no job named {function!r:.80}; known: {sorted(known | BATCH_JOBS)}"
+        if reason is None and (function not in known or function == REFUSE):
+            # ``refuse`` is what this decoder makes of a job, never one a producer sends.
+            named = sorted((known - {REFUSE}) | BATCH_JOBS)
+            reason = f"no job named {function!r:.80}; known: {named}"
         if reason is not None:
             return _refusal(reason)
         job.setdefault("t", None)  # arq's tries at enqueue, which producers need not send

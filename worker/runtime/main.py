@@ -89,7 +89,9 @@ def worker_settings(settings: Settings) -> type:
     )
 
     clock = QueueClock()
-    finished = dead_letter.on_job_finished(settings.queue_name, settings.failed_jobs_keep, clock)
+    finished = dead_letter.on_job_finished(
+        settings.queue_name, settings.failed_jobs_keep, int(settings.keep_result_s * 1000), clock
+    )
 
     def new_pool() -> QueuePool:
         return queue_pool(
