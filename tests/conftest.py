@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import inspect
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,33 @@ from tests.leftovers import describe, is_lease
 from tests.servers import LocalCluster, wait_for
 
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+TEST_TIMEOUT_S = float(os.environ.get("TASKSTORE_TEST_TIMEOUT_S", "300"))
+"""The longest one async test may run (pytest-timeout bounds the others, a little later).
+A test past it is cancelled, so it fails naming itself and its ``finally`` blocks stop
+what it started, even in a suite started where SIGINT is ignored."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        test = getattr(item, "obj", None)
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(test):
+            item.obj = _bounded(test)
+
+
+def _bounded(test: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+    @functools.wraps(test)
+    async def bounded(*args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(TEST_TIMEOUT_S) as limit:
+            try:
+                return await test(*args, **kwargs)
+            except asyncio.CancelledError:
+                if limit.expired():
+                    pytest.fail(f"ran past {TEST_TIMEOUT_S:g} s and was stopped", pytrace=False)
+                raise
+
+    return bounded
+
 
 # Each backend kind the contract suite runs on, and the fixture giving its factory.
 HARNESSES: dict[str, str] = {

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 
 from store.redis.embedded import redis_server_binary
+from tests.processes import dies_with_parent
 
 
 def server_binary() -> str:
@@ -150,6 +151,7 @@ class RedisProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=dies_with_parent(),
         )  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while True:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from store.redis import EmbeddedRedis
+from tests.processes import dies_with_parent
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```$", README.read_text(), re.M | re.S)
@@ -55,7 +56,12 @@ def test_the_producer_example_reaches_the_worker_of_the_first_command(tmp_path: 
     env = clean_env(TASKSTORE_EMBEDDED_DIR=str(tmp_path / "embedded"))
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(
-        [str(executable), *command[1:]], env=env, cwd=tmp_path, stdout=log, stderr=log
+        [str(executable), *command[1:]],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=log,
+        preexec_fn=dies_with_parent(),
     )
     try:
         produced = run(PRODUCER, env, tmp_path)
@@ -63,7 +69,12 @@ def test_the_producer_example_reaches_the_worker_of_the_first_command(tmp_path: 
         assert produced.stdout.splitlines() == ["{'content': []}", "cancelled"]
     finally:
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0
+        try:
+            stopped = worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            stopped = worker.wait()
+    assert stopped == 0
     assert not EmbeddedRedis(tmp_path / "embedded").status()["running"]
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.processes import dies_with_parent
+
 pytest.importorskip("mcp", reason="the mcp extra is not installed")
 
 from mcp import Client, StdioServerParameters
@@ -67,6 +69,7 @@ async def http_server(env: dict[str, str]) -> AsyncIterator[tuple[Process, str]]
         env={**os.environ, **env},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
+        preexec_fn=dies_with_parent(),
     )  # fmt: skip
     try:
         await until(lambda: _listening(port), timeout_s=20)

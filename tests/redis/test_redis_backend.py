@@ -32,6 +32,7 @@ from store.redis import scripts as store_scripts
 from store.redis.keyschema import KeySchema
 from store.redis.lua import Script
 from tests.harness import Harness, cas_increment, server_ms, sleep_ms, unique
+from tests.processes import dies_with_parent, reaped
 from tests.redis.conftest import redis_backend
 from tests.servers import LocalCluster, RedisProcess, free_ports
 from worker.protocol import scripts as worker_scripts
@@ -64,15 +65,19 @@ async def test_cas_increments_from_two_processes_lose_no_update(
     args = [url, backend.keys.prefix, key, "16", "50", str(embedded_dir)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     other = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.redis.increment", *args, env=env
-    )
+        sys.executable, "-m", "tests.redis.increment", *args, env=env,
+        preexec_fn=dies_with_parent(),
+    )  # fmt: skip
 
     async def worker() -> None:
         for _ in range(50):
             await cas_increment(backend, key)
 
-    await asyncio.gather(*(worker() for _ in range(16)))
-    assert await asyncio.wait_for(other.wait(), 60) == 0
+    try:
+        await asyncio.gather(*(worker() for _ in range(16)))
+        assert await asyncio.wait_for(other.wait(), 60) == 0
+    finally:
+        await reaped(other)
     assert await backend.get(key) == VersionedRecord(b"1600", 1601)
 
 

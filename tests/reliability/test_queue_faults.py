@@ -19,6 +19,7 @@ import pytest
 
 from store import NotFound, make_key
 from tests.harness import until
+from tests.processes import dies_with_parent
 from tests.reliability.failover_producer import LANES, Entry, owner_of
 from tests.servers import RedisProcess, SentinelGroup, free_ports, wait_for
 from tests.worker.conftest import WorkerProcess, isolated_settings, settings_env, wait_for_worker
@@ -88,6 +89,7 @@ def _producer(settings: Settings, index: int, log: Path, stop: Path) -> subproce
         cwd=ROOT,
         stdout=log.with_suffix(".out").open("wb"),
         stderr=subprocess.STDOUT,
+        preexec_fn=dies_with_parent(),
     )
 
 

@@ -21,6 +21,7 @@ import pytest
 from store import RedisBackend
 from store.tasks import TaskNotFound, TaskStatus
 from tests.harness import server_ms
+from tests.processes import dies_with_parent, reaped
 from tests.reliability.soak import Mutation, State, explains, histories, read_logs
 from tests.reliability.soak_producer import OWNERS
 from tests.worker.conftest import (
@@ -64,12 +65,17 @@ async def test_soak_histories_are_sequential_and_nothing_expired_stays_listed(
                 env=settings_env(settings),
                 cwd=ROOT,
                 stderr=asyncio.subprocess.PIPE,
+                preexec_fn=dies_with_parent(),
             )
             for i, log in enumerate(logs)
         ]
-        for producer in producers:
-            _, errors = await asyncio.wait_for(producer.communicate(), timeout=600)
-            assert producer.returncode == 0, errors.decode()[-3000:]
+        try:
+            for producer in producers:
+                _, errors = await asyncio.wait_for(producer.communicate(), timeout=600)
+                assert producer.returncode == 0, errors.decode()[-3000:]
+        finally:
+            for producer in producers:
+                await reaped(producer)
         elapsed = time.monotonic() - started
         assert all(w.alive() for w in workers)
         await asyncio.sleep(SWEEP_SLACK_MS / 1000 + 1)

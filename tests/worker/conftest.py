@@ -22,6 +22,7 @@ from store.redis import EmbeddedRedis
 from store.redis.connect import SentinelURL, is_sentinel
 from tests.harness import unique, until
 from tests.leftovers import drop_run_keys
+from tests.processes import dies_with_parent
 from worker.producer.client import TaskStoreClient
 from worker.protocol.keys import QueueKeys
 from worker.protocol.settings import Settings, load_settings
@@ -187,6 +188,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", *argv],
             env={**settings_env(settings), **(env or {})},
+            preexec_fn=dies_with_parent(),
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             cwd=log.parent,

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from store import BackendError, make_key
 from tests.harness import unique, until
+from tests.processes import dies_with_parent, reaped
 from tests.servers import RedisProcess, free_ports
 from tests.worker.conftest import (
     WorkerProcess,
@@ -214,11 +215,18 @@ async def test_stats_see_a_job_waiting_and_watch_repeats(settings: Settings) -> 
             sys.executable, "-m", "worker.tools.cli", "stats", "--watch", "0.1",
             env=settings_env(settings),
             stdout=asyncio.subprocess.PIPE,
+            preexec_fn=dies_with_parent(),
         )  # fmt: skip
-        assert watch.stdout is not None
-        lines = [json.loads(await watch.stdout.readline()) for _ in range(2)]
-        watch.send_signal(signal.SIGINT)
-        assert await watch.wait() == 0
+        try:
+            assert watch.stdout is not None
+            lines = [json.loads(await watch.stdout.readline()) for _ in range(2)]
+            # SIGTERM, not SIGINT, which a suite started in the background hands down
+            # ignored; read on to the end, so a full pipe cannot hold the watch up.
+            watch.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(watch.communicate(), 30)
+        finally:
+            await reaped(watch)
+        assert watch.returncode == 0
         assert all(line["queue"] == settings.queue_name for line in lines)
     finally:
         await redis.delete("arq:in-progress:waiting")

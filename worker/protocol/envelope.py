@@ -95,6 +95,9 @@ def encoded_reply(outcomes: Sequence[Envelope], single: bool) -> bytes:
     whose value has no room left is elided, and a ``VersionConflict`` drops its
     ``current_data``. Errors stay; they are small.
     """
+    whole = serialize(outcomes[0] if single else success(list(outcomes)))
+    if len(whole) <= MAX_REPLY_BYTES:  # nearly always: one encoding, no elision
+        return whole
     parts: list[bytes] = []
     size = 0
     for outcome in outcomes:

@@ -66,13 +66,16 @@ def durable_tools(settings: Settings) -> list[Function]:
 
 
 def cron_jobs(settings: Settings) -> list[CronJob]:
+    """The periodic jobs; their results are kept as every job's are, so each run (and a job
+    a producer sends under one of their names) answers on its reply key."""
+    keep = settings.keep_result_s
     return [
         cron(maintenance.sweep_expired, name="sweep_expired", unique=True,
-             run_at_startup=False, **every(settings.sweep_interval_s)),
+             run_at_startup=False, keep_result=keep, **every(settings.sweep_interval_s)),
         cron(maintenance.reap_orphans, name="reap_orphans", unique=True,
-             run_at_startup=False, **every(settings.reap_interval_s)),
+             run_at_startup=False, keep_result=keep, **every(settings.reap_interval_s)),
         cron(maintenance.fail_abandoned_tasks, name="fail_abandoned_tasks", unique=True,
-             run_at_startup=False, **every(settings.sweep_interval_s)),
+             run_at_startup=False, keep_result=keep, **every(settings.sweep_interval_s)),
     ]  # fmt: skip
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -209,10 +210,16 @@ def _stats(settings: Settings, args: argparse.Namespace) -> int:
                 print(json.dumps(report), flush=True)
                 await asyncio.sleep(args.watch)
 
+    if args.watch is not None:  # SIGTERM ends a watch as Ctrl-C does, from a script too
+        signal.signal(signal.SIGTERM, _interrupted)
     try:
         return _with_stores(settings, stats)
     except KeyboardInterrupt:  # the way out of --watch
         return EXIT_OK
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 async def _report(settings: Settings, stores: Stores, pool: ArqRedis) -> dict[str, Any]:
