@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import sys
 import tempfile
@@ -17,15 +18,33 @@ from bench import contention, direct, report, stores, worker_path
 from bench.harness import Bench, Result
 from tests.servers import RedisProcess, free_ports
 
+RESULTS = Path(__file__).resolve().parent / "results"
+"""The committed report of the last full run, which only a full run rewrites."""
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"), help="report folder")
+    parser.add_argument("--quick", action="store_true", help="small sizes, about two minutes")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="report folder (default: bench/results, the committed report, for a full run; "
+        "a new temporary folder for --quick)",
+    )
     parser.add_argument(
         "--only", type=int, nargs="*", metavar="N", help="run only these scenario numbers"
     )
     args = parser.parse_args(argv)
+    missing = [m for m in ("matplotlib", "streaq", "uvloop") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(
+            f"python -m bench needs the bench extra ({', '.join(missing)} missing): "
+            "pip install -e '.[bench]'",
+            file=sys.stderr,
+        )
+        return 2
+    if args.out is None:
+        args.out = Path(tempfile.mkdtemp(prefix="taskstore-bench-")) if args.quick else RESULTS
 
     port = free_ports(1)[0]
     server = RedisProcess(port, Path(tempfile.mkdtemp(prefix="taskstore-bench-")))

@@ -31,10 +31,11 @@ from worker.protocol.settings import Settings, load_settings
 CONCURRENCY = 64
 PROCESSES = 4
 PEER_RUNNER = (
-    "import logging, sys; logging.basicConfig(level=logging.WARNING);"
+    "import asyncio, contextlib, logging, sys; logging.basicConfig(level=logging.WARNING);"
     "from worker.tools.cli import use_uvloop; use_uvloop();"
     "from arq import run_worker; from bench.peers.arq_noop import WorkerSettings;"
-    "run_worker(WorkerSettings)"
+    # Stopped with SIGTERM, arq cancels its last jobs and lets that escape: stop quietly.
+    "with contextlib.suppress(asyncio.CancelledError): run_worker(WorkerSettings)"
 )
 
 

@@ -7,7 +7,10 @@ Settings are taskstore's (``TASKSTORE_*`` variables and ``.env``): with none,
 the embedded Redis of ``EMBEDDED_DIR``, which ``taskstore worker`` shares; run
 the worker too, so tasks of a server process that died are failed. This demo
 has no auth: callers without a token may use tasks only with
-``TASKSTORE_ALLOW_ANONYMOUS=true``, and then share one owner.
+``TASKSTORE_ALLOW_ANONYMOUS=true``, and then share one owner. A client that
+starts it over stdio must pass that on: the ``mcp`` SDK's stdio client gives
+the server only a few safe variables unless told
+(``StdioServerParameters(..., env=dict(os.environ))``).
 """
 
 from __future__ import annotations

@@ -17,10 +17,12 @@ import threading
 from collections.abc import Callable
 
 _PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+"""Looked up here: a child forked from a process with threads must not call the loader."""
 
 
 def _die_with_parent() -> None:
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def dies_with_parent() -> Callable[[], None] | None:

@@ -1,6 +1,6 @@
 """Redis access control and TLS: the documented ACL user is enough for everything.
 
-Each server here runs with the ACL rule that README.md documents (read from
+Each server here runs with the ACL rule that docs/storage.md documents (read from
 it, so the two cannot drift), the default user off, and an ``admin`` user the
 test inspects the server with. One server speaks plain TCP, the other only TLS
 with a certificate made for the test.
@@ -25,14 +25,16 @@ from tests.worker.conftest import WorkerProcess, cli, wait_for_worker
 from worker.producer.client import TaskStoreClient
 from worker.protocol.settings import Settings, load_settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+STORAGE_PAGE = Path(__file__).resolve().parents[2] / "docs" / "storage.md"
 USER = "taskstore"
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
 
 
 def documented_acl_rule() -> str:
-    rules = [line for line in README.read_text().splitlines() if line.startswith(f"user {USER} ")]
-    assert len(rules) == 1, "README.md must document exactly one ACL line for the user"
+    rules = [
+        line for line in STORAGE_PAGE.read_text().splitlines() if line.startswith(f"user {USER} ")
+    ]
+    assert len(rules) == 1, "docs/storage.md must document exactly one ACL line for the user"
     return rules[0]
 
 

@@ -37,6 +37,7 @@ from worker.runtime import logs, queue_stats
 from worker.runtime.liveness import live_workers
 from worker.runtime.main import worker_settings
 from worker.tools import failed
+from worker.tools.purge import purge
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("taskstore.worker")
@@ -110,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
                     "for EVALSHA.")  # fmt: skip
     proto.add_argument("what", choices=sorted(PROTOCOL_SCRIPTS))
     proto.add_argument("--sha", action="store_true", help="print only the SHA1")
+    purge_all = command("purge", _purge, "Remove every key of this KEY_PREFIX and QUEUE_NAME "
+                        "(tasks, indexes, op outcomes, queue, replies, arq's keys of its "
+                        "jobs) and nothing else; prints what it removed.")  # fmt: skip
+    purge_all.add_argument("--yes", action="store_true", help="really remove them")
     get = command("get", _get, "Print one task as JSON.")
     get.add_argument("owner", help="owner id")
     get.add_argument("task", help="task id")
@@ -163,6 +168,26 @@ def _with_stores(settings: Settings, use: Callable[[Stores], Awaitable[int]]) ->
             await stores.backend.aclose()
 
     return asyncio.run(run())
+
+
+def _purge(settings: Settings, args: argparse.Namespace) -> int:
+    if not args.yes:
+        log.error(
+            "taskstore purge removes every task of prefix %r and every job of queue %r; "
+            "run it again with --yes to do so",
+            settings.key_prefix,
+            settings.queue_name,
+        )
+        return EXIT_USAGE
+
+    async def removing(stores: Stores) -> int:
+        store = getattr(stores.backend, "client", None)  # None: a memory:// store
+        async with _queue_pool(settings) as pool:
+            done = await purge(pool, store, settings.queue_name, settings.key_prefix)
+        print(json.dumps(dataclasses.asdict(done)))
+        return EXIT_OK
+
+    return _with_stores(settings, removing)
 
 
 def _sweep(settings: Settings, args: argparse.Namespace) -> int:
