@@ -31,11 +31,9 @@ from worker.protocol.settings import Settings, load_settings
 CONCURRENCY = 64
 PROCESSES = 4
 PEER_RUNNER = (
-    "import asyncio, contextlib, logging, sys; logging.basicConfig(level=logging.WARNING);"
+    "import logging; logging.basicConfig(level=logging.WARNING);"
     "from worker.tools.cli import use_uvloop; use_uvloop();"
-    "from arq import run_worker; from bench.peers.arq_noop import WorkerSettings;"
-    # Stopped with SIGTERM, arq cancels its last jobs and lets that escape: stop quietly.
-    "with contextlib.suppress(asyncio.CancelledError): run_worker(WorkerSettings)"
+    "from bench.peers.arq_noop import main; main()"
 )
 
 

@@ -7,9 +7,12 @@ difference is what taskstore does per job.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from typing import Any
 
+from arq import run_worker
 from arq.connections import RedisSettings
 
 from worker.protocol.serialization import deserialize, serialize
@@ -28,3 +31,10 @@ class WorkerSettings:
     poll_delay = float(os.environ.get("BENCH_POLL_DELAY_S", "0.005"))
     max_jobs = int(os.environ.get("BENCH_MAX_JOBS", "50"))
     keep_result = 60
+
+
+def main() -> None:
+    """Run the peer until SIGTERM, quietly: arq lets its last jobs' cancellation escape."""
+    with contextlib.suppress(asyncio.CancelledError):
+        # arq's settings Protocol asks for every optional attribute.
+        run_worker(WorkerSettings)  # type: ignore[arg-type]
