@@ -124,6 +124,32 @@ class TaskRecord(_Model):
     def _iso(self, value: datetime | None) -> str | None:
         return None if value is None else iso_ms(value)
 
+    @classmethod
+    def started(
+        cls,
+        task_id: str,
+        owner_id: str,
+        request_method: str,
+        now_ms: int,
+        ttl_ms: int | None,
+        poll_interval_ms: int | None = None,
+    ) -> TaskRecord:
+        """A new task, ``working`` since ``now_ms``, expiring ``ttl_ms`` later (or never)."""
+        now = ms_to_datetime(now_ms)
+        return cls(
+            task=Task(
+                task_id=task_id,
+                status=TaskStatus.WORKING,
+                created_at=now,
+                last_updated_at=now,
+                ttl=ttl_ms,
+                poll_interval=poll_interval_ms,
+            ),
+            owner_id=owner_id,
+            request_method=request_method,
+            expires_at=None if ttl_ms is None else ms_to_datetime(now_ms + ttl_ms),
+        )
+
     @property
     def task_id(self) -> str:
         return self.task.task_id

@@ -47,7 +47,7 @@ from store.tasks.errors import (
     TaskNotFound,
 )
 from store.tasks.limits import check_json_value, check_result, merge_variables
-from store.tasks.record import Task, TaskRecord, ms_to_datetime
+from store.tasks.record import TaskRecord, ms_to_datetime
 from store.tasks.status import TaskStatus, can_transition, suggested_action
 
 ANONYMOUS_OWNER = "local"
@@ -120,18 +120,8 @@ class TaskStore:
         # Under an op id the task id is derived from it, so a re-run creates nothing new.
         task_id = str(uuid.uuid5(_TASK_IDS, f"{owner}\0{op_id}") if op_id else uuid.uuid4())
         now = self._clock()
-        record = TaskRecord(
-            task=Task(
-                task_id=task_id,
-                status=TaskStatus.WORKING,
-                created_at=ms_to_datetime(now),
-                last_updated_at=ms_to_datetime(now),
-                ttl=ttl,
-                poll_interval=self.config.poll_interval_ms,
-            ),
-            owner_id=owner,
-            request_method=request_method,
-            expires_at=None if ttl is None else ms_to_datetime(now + ttl),
+        record = TaskRecord.started(
+            task_id, owner, request_method, now, ttl, self.config.poll_interval_ms
         )
         with _storage_errors(task_id):
             await self.backend.put(

@@ -295,12 +295,14 @@ async def _run_worker_scripts(client: Redis, queue: str) -> None:
     assert (
         await ws.SETTLE.run(client, settle_keys, ws.SettleArgs(job, 1000)) == b"withdrawn-no-worker"
     )
-    workers = ws.HeartbeatKeys(keys.workers, keys.running)
-    assert await ws.HEARTBEAT.run(client, workers, ws.HeartbeatArgs("w", 1000, 0)) > 0
+    workers = ws.HeartbeatKeys(keys.workers, keys.running, keys.batches)
+    assert await ws.HEARTBEAT.run(client, workers, ws.HeartbeatArgs("w", 1000, 0, 0)) > 0
     await client.set(keys.lock("sweep"), "token")
     lock = ws.LockKeys(keys.lock("sweep"))
     assert await ws.RELEASE_LOCK.run(client, lock, ws.LockArgs("token")) == 1
-    failed = ws.DeadLetterKeys(keys.failed, keys.failed_records, keys.failed_jobs)
+    failed = ws.DeadLetterKeys(
+        keys.failed, keys.failed_records, keys.failed_jobs, keys.failed_kinds
+    )
     letter = ws.DeadLetterArgs(job, "{}", 1, 10, b"")
     assert await ws.DEAD_LETTER.run(client, failed, letter) == 0
     put = b'{"v":"1.4","f":"put","a":[],"k":{"key":"o:t","data":"x"},"et":0}'
@@ -316,7 +318,7 @@ async def _run_worker_scripts(client: Redis, queue: str) -> None:
     assert await ws.RENEW.run(client, ws.RenewKeys((arq.claim,)), ws.RenewArgs(1000, (held,)))
     ends = (*claim, arq.result, keys.reply(job))
     lane = ",".join(str(n) for n in lanes)
-    outcome = (job, held, "failed", b"{}", b"{}", 0, "{}", b"", lane)
+    outcome = (job, held, "failed", b"{}", b"{}", 0, "{}", b"", lane, "lat:5")
     finish = ws.FinishKeys(
         keys.writes, queue, keys.lanes, keys.wake, keys.tally(claims.now), *failed, ends
     )

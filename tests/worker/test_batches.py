@@ -19,9 +19,11 @@ from worker.producer.client import TaskStoreClient
 from worker.producer.queue import enqueue, job_payload, wait_reply
 from worker.protocol.connections import queue_redis_settings
 from worker.protocol.keys import QueueKeys, job_keys
+from worker.protocol.scripts import CLAIM, ClaimArgs, ClaimKeys
 from worker.protocol.serialization import deserialize, serialize
 from worker.protocol.settings import Settings
-from worker.runtime import jobs
+from worker.runtime import batch, jobs
+from worker.runtime.batch import BatchPath
 from worker.runtime.context import state
 
 
@@ -304,3 +306,54 @@ async def test_a_reply_and_a_result_are_kept_keep_result_s_and_no_longer(
     keep_ms = settings.keep_result_s * 1000
     for key in (QueueKeys(settings.queue_name).reply(job_id), job_keys(job_id).result):
         assert 0 < await pool.pttl(key) <= keep_ms, key
+
+
+async def test_a_claim_its_own_finish_removed_is_not_called_a_lost_lease(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A renewal that meets a batch between its finish and its letting go of the jobs (here,
+    forced: one renewal right after every finish) says nothing of lost leases."""
+    renewals = 0
+    report = BatchPath._report
+
+    async def renew_then_report(path: BatchPath, *args: Any) -> None:
+        nonlocal renewals
+        await path.renew_leases()
+        renewals += 1
+        await report(path, *args)
+
+    monkeypatch.setattr(BatchPath, "_report", renew_then_report)
+    async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+        owner = unique()
+        with caplog.at_level(logging.WARNING, logger="taskstore.jobs"):
+            for i in range(5):
+                assert await client.put(make_key(owner, f"k{i}"), b"x", coalesce=False) == 1
+    assert renewals >= 5
+    assert not [r for r in caplog.records if "lost the lease" in r.getMessage()]
+
+
+async def test_a_backlog_of_deferred_jobs_is_not_looked_at_by_a_claim(
+    settings: Settings, pool: ArqRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs due in an hour wait where they are: claims pass over them without reading them
+    (only the script judges readiness; the worker just leaves out what cannot be due)."""
+    later_ms = int(time.time() * 1000) + 3_600_000
+    deferred = {f"later-{unique()}": later_ms + i for i in range(500)}
+    await pool.zadd(settings.queue_name, deferred)
+    looked_at: list[str] = []
+
+    class Spied:
+        """The claim script, noting the candidates each call is given."""
+
+        async def run(self, redis: Any, keys: ClaimKeys, args: ClaimArgs) -> Any:
+            looked_at.extend(c[1:] for c in args.candidates)
+            return await CLAIM.run(redis, keys, args)
+
+    monkeypatch.setattr(batch, "CLAIM", Spied())
+    async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+        owner = unique()
+        for i in range(3):
+            assert await client.put(make_key(owner, f"k{i}"), b"x", coalesce=False) == 1
+    assert looked_at  # the spy saw the claims
+    assert not set(looked_at) & set(deferred)
+    assert await pool.zcard(settings.queue_name) >= len(deferred)  # left where they were

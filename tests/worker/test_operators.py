@@ -35,9 +35,12 @@ from tests.worker.conftest import (
 )
 from worker.producer.client import TaskStoreClient
 from worker.producer.queue import enqueue, job_payload
+from worker.protocol.errors import FailedJobNotKept
 from worker.protocol.serialization import serialize
 from worker.protocol.settings import Settings
+from worker.runtime import queue_stats
 from worker.runtime.context import state
+from worker.tools.failed import discard, find_failed
 
 
 @pytest.fixture
@@ -149,7 +152,69 @@ async def test_only_the_last_failed_jobs_are_kept(settings: Settings) -> None:
         times = [j["failed_at"] for j in listed]
         assert times == sorted(times, reverse=True)
         redis: Any = client.pool
-        assert await redis.hlen(f"{settings.queue_name}:failed:records") == 3
+        for kept in ("records", "kinds"):
+            assert await redis.hlen(f"{settings.queue_name}:failed:{kept}") == 3, kept
+
+
+async def test_failed_jobs_are_found_by_name_and_error_a_page_at_a_time(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(update={"failed_jobs_keep": 100})
+    async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+        refused = [await plant(client, b"{") for _ in range(3)]
+        spent = [
+            await plant(client, put_job(make_key(unique(), "t"), b"x"), tries_used=2)
+            for _ in range(4)
+        ]
+        await until(lambda: _all_settled(client, refused + spent))
+        queue = settings.queue_name
+        redis: Any = client.pool
+        # One kept before failures had kinds: its record answers for it.
+        await redis.hdel(f"{queue}:failed:kinds", spent[0])
+
+        async def found(**filters: Any) -> tuple[list[str], int]:
+            jobs, total = await find_failed(redis, queue, **filters)
+            return [j.job_id for j in jobs], total
+
+        newest_first, total = await found(limit=100)
+        assert total == 7
+        assert set(newest_first) == set(refused + spent)
+
+        def only(ids: list[str]) -> list[str]:
+            return [i for i in newest_first if i in ids]
+
+        assert await found(function="refuse") == (only(refused), 3)
+        assert await found(function="put", error="JobExecutionFailed") == (only(spent), 4)
+        assert await found(error="JobExecutionFailed", offset=1, limit=2) == (only(spent)[1:3], 4)
+        assert await found(function="put", error="Refused") == ([], 0)
+        assert await found(function="nothing") == ([], 0)
+        await discard(redis, queue, refused[0])
+        assert await found(function="refuse") == (only(refused[1:]), 2)
+        assert not await redis.hexists(f"{queue}:failed:kinds", refused[0])
+        with pytest.raises(FailedJobNotKept):
+            await discard(redis, queue, refused[0])
+
+
+async def test_each_minute_times_the_jobs_it_counts_but_not_the_cron_runs(
+    settings: Settings,
+) -> None:
+    """Write jobs are timed from the queue taking them to their answer; a cron run, enqueued
+    ahead of its tick to wait for it, is counted and not timed."""
+    settings = settings.model_copy(update={"sweep_interval_s": 1})
+    async with running_worker(settings), TaskStoreClient.connect(settings) as client:
+        owner = unique()
+        for i in range(5):
+            assert await client.put(make_key(owner, f"k{i}"), b"x", coalesce=False) == 1
+
+        async def cron_ran() -> bool:
+            stats = await queue_stats.observe(client.pool, settings.queue_name)
+            return stats.last_hour["completed"] >= 5 + 2  # a tick runs two cron jobs
+
+        await until(cron_ran, 10)
+        minutes = (await queue_stats.observe(client.pool, settings.queue_name)).minutes
+    timed = sum(n for m in minutes for n in m.latency.values())
+    assert timed == 5
+    assert all(name.startswith("lat:") for m in minutes for name in m.latency)
 
 
 async def _all_settled(client: TaskStoreClient, job_ids: list[str]) -> bool:
@@ -185,6 +250,9 @@ async def test_stats_count_the_queue_workers_and_the_last_hour(
             assert stats["owners"] == 1
             assert stats["owners_due_for_expiry"] == 0
             assert stats["queued"] >= 1  # "later"; a cron run may be queued too
+            assert stats["scheduled"] >= 1  # "later"
+            assert stats["ready"] == stats["queued"] - stats["scheduled"]
+            assert stats["workers"][0]["batches"] == 0
             assert stats["in_progress"] == 0
             assert stats["oldest_queued_age_s"] == 0
             # The answered failure and the 3 creates completed; the refused job failed.

@@ -1,12 +1,12 @@
 -- Finish claimed jobs of a batch in one step, as arq finishes one job, each only if
 -- this worker still holds its claim.
--- KEYS: writes, queue, lanes, wake, tally, failed, records, kept_jobs, jobs...
+-- KEYS: writes, queue, lanes, wake, tally, failed, records, kept_jobs, kinds, jobs...
 -- ARGV: keep_ms, tally_keep_s, failed_keep, lanes_too, rest_count, rest_and_outcomes...
 -- REPLY: finished
 -- jobs: for each job, in order, arq:job:<id>, arq:in-progress:<id>, arq:retry:<id>,
--- arq:result:<id>, <queue>:reply:<id>. outcomes: for each job, nine values: id, claim
+-- arq:result:<id>, <queue>:reply:<id>. outcomes: for each job, ten values: id, claim
 -- (what its claim holds while this worker has it), verdict, result, reply, defer_ms,
--- record, retry_job, lanes (comma-separated). A job whose claim holds anything else is
+-- record, retry_job, lanes (comma-separated), latency (its tally bucket, or ''). A job whose claim holds anything else is
 -- left alone: the worker holding it now finishes it. verdict 'completed' or 'failed':
 -- the result is stored for keep_ms, the job, its claim and its try count deleted, the
 -- job taken off writes and queue, the reply (unless '') pushed for the caller and kept
@@ -19,7 +19,8 @@
 -- triples (id, unfinished 0/1, lanes) for the jobs finished before it; it passes each
 -- lane the batch held to the batch's first job on it that is not finished (retried,
 -- or left alone), or lets it go and wakes a worker idle on wake to take what waited on
--- it. tally: this minute's counts by verdict, kept tally_keep_s. finished: for each
+-- it. tally: this minute's counts by verdict and of finished jobs by latency bucket,
+-- kept tally_keep_s. finished: for each
 -- job of the outcomes, 1 when this call finished or retried it, 0 when it was left
 -- alone.
 local keep_ms, failed_keep = ARGV[1], ARGV[3]
@@ -41,8 +42,8 @@ local function note(id, unfinished, lanes)
   end
 end
 local first = 6 + rest * 3
-for i = first, #ARGV, 9 do
-  local base = ((i - first) / 9) * 5 + 8
+for i = first, #ARGV, 10 do
+  local base = ((i - first) / 10) * 5 + 9
   local job_key, claim_key, retry_key = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
   local result_key, reply_key = KEYS[base + 4], KEYS[base + 5]
   local id, claim, verdict, result, reply = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
@@ -64,9 +65,13 @@ for i = first, #ARGV, 9 do
       redis.call('PEXPIRE', reply_key, keep_ms)
     end
     if verdict == 'failed' then
-      keep_failed(KEYS[6], KEYS[7], KEYS[8], id, ARGV[i + 6], now, failed_keep, ARGV[i + 7])
+      keep_failed(KEYS[6], KEYS[7], KEYS[8], KEYS[9], id, ARGV[i + 6], now, failed_keep,
+        ARGV[i + 7])
     end
     counts[verdict] = counts[verdict] + 1
+    if ARGV[i + 9] ~= '' then
+      counts[ARGV[i + 9]] = (counts[ARGV[i + 9]] or 0) + 1
+    end
     finished[#finished + 1] = 1
   end
 end
@@ -99,9 +104,9 @@ if freed and redis.call('LLEN', KEYS[4]) == 0
   redis.call('LPUSH', KEYS[4], '1')
   redis.call('PEXPIRE', KEYS[4], 86400000)
 end
-for verdict, n in pairs(counts) do
+for name, n in pairs(counts) do
   if n > 0 then
-    redis.call('HINCRBY', KEYS[5], verdict, n)
+    redis.call('HINCRBY', KEYS[5], name, n)
   end
 end
 redis.call('EXPIRE', KEYS[5], ARGV[2])

@@ -19,6 +19,7 @@ key                       type         holds
 ``<queue>:reply:<id>``    list         the job's reply envelope
 ``<queue>:workers``       sorted set   worker ids by their last heartbeat (ms)
 ``<queue>:workers:running``  hash      jobs each worker runs
+``<queue>:workers:batches``  hash      batches each worker holds
 ``<queue>:failed``        sorted set   kept failed job ids by failure time (ms)
 ``<queue>:failed:records``  hash       their records (JSON)
 ``<queue>:failed:jobs``   hash         their jobs, to retry
@@ -68,8 +69,10 @@ class QueueKeys:
     """The keys of the queue named ``queue``, and of its jobs."""
 
     __slots__ = (
+        "batches",
         "failed",
         "failed_jobs",
+        "failed_kinds",
         "failed_records",
         "lanes",
         "queue",
@@ -86,9 +89,11 @@ class QueueKeys:
         self.wake = f"{queue}:wake"
         self.workers = f"{queue}:workers"
         self.running = f"{queue}:workers:running"
+        self.batches = f"{queue}:workers:batches"
         self.failed = f"{queue}:failed"
         self.failed_records = f"{queue}:failed:records"
         self.failed_jobs = f"{queue}:failed:jobs"
+        self.failed_kinds = f"{queue}:failed:kinds"
 
     def reply(self, job_id: str) -> str:
         """Where the worker pushes a job's reply envelope for the waiting caller."""

@@ -54,12 +54,14 @@ class SettleArgs(NamedTuple):
 class HeartbeatKeys(NamedTuple):
     workers: str
     running: str
+    batches: str
 
 
 class HeartbeatArgs(NamedTuple):
     worker_id: str
     forget_ms: int
     jobs: int
+    in_flight: int
 
 
 class LockKeys(NamedTuple):
@@ -108,6 +110,7 @@ class FinishKeys(NamedTuple):
     failed: str
     records: str
     kept_jobs: str
+    kinds: str
     jobs: tuple[str, ...]
     """For each job: its job, claim, try-count, result and reply keys."""
 
@@ -120,7 +123,7 @@ class FinishArgs(NamedTuple):
     rest_count: int
     rest_and_outcomes: tuple[Any, ...]
     """For each job finished by an earlier call: id, unfinished, lanes; then for each job:
-    id, claim, verdict, result, reply, defer_ms, record, retry_job, lanes."""
+    id, claim, verdict, result, reply, defer_ms, record, retry_job, lanes, latency."""
 
 
 class RenewKeys(NamedTuple):
@@ -137,6 +140,7 @@ class DeadLetterKeys(NamedTuple):
     failed: str
     records: str
     jobs: str
+    kinds: str
 
 
 class DeadLetterArgs(NamedTuple):

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     allow_anonymous: bool = False
     durable_writes: bool = False
     durable_wait_ms: int = Field(1000, gt=0)
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(8790, ge=0, le=65535)
+    dashboard_token: SecretStr | None = None
+    dashboard_read_only: bool = False
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -131,12 +135,14 @@ class Settings(BaseSettings):
         )
 
     def secrets(self) -> list[str]:
-        """Passwords found in the URLs, for the log filter to mask."""
+        """Passwords found in the URLs, and the dashboard's token, for the log filter to mask."""
         found = []
         for url in (self.queue_url, self.store_url_value):
             password = urlsplit(url).password
             if password:
                 found.append(password)
+        if self.dashboard_token is not None:
+            found.append(self.dashboard_token.get_secret_value())
         return found
 
 

@@ -83,6 +83,9 @@ BATCH_BYTES = 16 * 1024 * 1024
 """The most job bytes one batch claims (a first job larger than that still fits)."""
 FINISH_BYTES = 64 * 1024 * 1024
 """The most one finish script carries: a batch past it is finished in several calls."""
+DUE_MARGIN_MS = 1000
+"""How far past the queue's time (as this worker carries it) a job may be due and still be
+looked at: the estimate may lag the queue's clock by a little."""
 
 
 @dataclass(slots=True)
@@ -108,6 +111,10 @@ class _Job:
     """The same as envelopes: what the reply holds, what logs and metrics count."""
 
 
+_N = 10
+"""Values per job in ``finish.lua``'s outcomes."""
+
+
 @dataclass(slots=True)
 class _Piece:
     """Jobs of a batch finished by one call of ``finish.lua``."""
@@ -129,7 +136,11 @@ class _Piece:
         return [
             value
             for i, flag in enumerate(self.flags)
-            for value in (out[9 * i], int(not flag or out[9 * i + 2] == "retried"), out[9 * i + 8])
+            for value in (
+                out[_N * i],
+                int(not flag or out[_N * i + 2] == "retried"),
+                out[_N * i + 8],
+            )
         ]
 
 
@@ -149,12 +160,19 @@ class BatchPath:
         self.keys = QueueKeys(settings.queue_name)
         self.held: dict[str, str] = {}
         """Each job this worker holds, and what its claim holds meanwhile."""
+        self._finishing: set[str] = set()
+        """Of those, the jobs whose finish has been sent."""
         self._slots = asyncio.Semaphore(BATCHES_IN_FLIGHT)
         self._batches: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._for_arq: dict[bytes, None] = {}
         self._arq_found = asyncio.Event()
         self._due_s = -1.0
+
+    @property
+    def in_flight(self) -> int:
+        """Batches this worker holds now."""
+        return len(self._batches)
 
     def start(self) -> None:
         self.pool.arq_poll = self.arq_poll
@@ -210,9 +228,15 @@ class BatchPath:
         settings = self.settings
         limit = settings.batch_jobs
         look = len(self.held) + 4 * limit + 100
+        # Jobs not due yet are left out (a backlog of deferred jobs costs a claim nothing);
+        # the script judges readiness by the queue's clock, this bound only by its estimate.
+        due_by = self.pool.clock.now_ms() + DUE_MARGIN_MS
         async with self.pool.pipeline(transaction=False) as pipe:
-            pipe.zrange(self.keys.writes, 0, look - 1, withscores=True)
-            pipe.zrange(self.keys.queue, 0, look + 2 * settings.max_jobs - 1, withscores=True)
+            for queue, count in (
+                (self.keys.writes, look),
+                (self.keys.queue, look + 2 * settings.max_jobs),
+            ):
+                pipe.zrangebyscore(queue, "-inf", due_by, start=0, num=count, withscores=True)
             writes, queued = await pipe.execute()
         candidates = sorted(
             [(score, b"w" + i) for i, score in writes] + [(score, b"q" + i) for i, score in queued]
@@ -252,22 +276,32 @@ class BatchPath:
 
     async def _renew(self) -> None:
         """Renew the lease of every claim this worker still holds, a third of a lease at a
-        time; a claim another worker took over is let go."""
-        lease_s = self.settings.lease_s
+        time."""
         while True:
-            await asyncio.sleep(lease_s / 3)
-            held = list(self.held.items())
-            if not held:
-                continue
+            await asyncio.sleep(self.settings.lease_s / 3)
             with contextlib.suppress(RedisError):
-                kept = await RENEW.run(
-                    self.pool,
-                    RenewKeys(tuple(job_keys(job_id).claim for job_id, _ in held)),
-                    RenewArgs(int(lease_s * 1000), tuple(claim for _, claim in held)),
-                )
-                lost = [j for (j, _), k in zip(held, kept, strict=True) if not k and j in self.held]
-                if lost:
-                    log.warning("lost the lease of jobs %s; their new holder replays them", lost)
+                await self.renew_leases()
+
+    async def renew_leases(self) -> None:
+        """One renewal of every claim held; a claim another worker took over is let go.
+
+        A job being finished is still renewed (its finish may be slow), but a claim its
+        own finish removed meanwhile is not a lost lease."""
+        held = list(self.held.items())
+        if not held:
+            return
+        kept = await RENEW.run(
+            self.pool,
+            RenewKeys(tuple(job_keys(job_id).claim for job_id, _ in held)),
+            RenewArgs(int(self.settings.lease_s * 1000), tuple(claim for _, claim in held)),
+        )
+        lost = [
+            job_id
+            for (job_id, _), k in zip(held, kept, strict=True)
+            if not k and job_id in self.held and job_id not in self._finishing
+        ]
+        if lost:
+            log.warning("lost the lease of jobs %s; their new holder replays them", lost)
 
     # -- running ------------------------------------------------------------------
 
@@ -292,6 +326,7 @@ class BatchPath:
                     late = BackendError(None, "the batch ran past JOB_TIMEOUT_S")
                     results = [c if isinstance(c, Exception) else late for c in calls]
                 await self._judge(batch, results)
+                self._finishing.update(ids)
                 finished = await self._finish(batch, now_ms)
             await self._report(finished, time.perf_counter() - started)
         except RedisError as exc:
@@ -302,6 +337,7 @@ class BatchPath:
         finally:
             for job_id in ids:
                 self.held.pop(job_id, None)
+                self._finishing.discard(job_id)
             metrics.running -= len(claimed)
             self._slots.release()
 
@@ -452,8 +488,11 @@ class BatchPath:
                     {"r": error, "f": job.name, "t": job.job_try, "et": job.job.get("et")},
                     finished_ms,
                     job.job,
+                    [c.op_id for c in job.plan.calls if isinstance(c, Call)],
                 )
         defer_ms = min(50 * 2**job.job_try, 2000)
+        taken = jobs.queue_time(job.job)
+        latency = "" if taken is None else tally.bucket(finished_ms - taken)
         return [
             job.job_id,
             job.claim,
@@ -464,6 +503,7 @@ class BatchPath:
             record,
             retry_job,
             job.lanes,
+            latency,
         ]
 
     async def _report(self, batch: list[_Job], seconds: float) -> None:

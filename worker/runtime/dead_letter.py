@@ -13,6 +13,7 @@ re-enqueues, which are never printed.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,14 +26,22 @@ from worker.runtime.jobs import REFUSE
 from worker.runtime.queue_clock import QueueClock
 
 _MESSAGE_CHARS = 300
+_OP_IDS = 20
+"""Op ids a kept failure names (its write count says how many it had)."""
 
 
 def on_job_finished(
-    queue_name: str, keep: int, keep_result_ms: int, clock: QueueClock
+    queue_name: str,
+    keep: int,
+    keep_result_ms: int,
+    clock: QueueClock,
+    untimed: frozenset[str] = frozenset(),
 ) -> FinishHook:
     """What a finished job of arq's own path leaves behind, in the step that finishes it: its
-    count, its reply (every job answers: a cron run or a durable tool as much as a write),
-    and the record of a failure, timed by the queue's clock."""
+    count and latency, its reply (every job answers: a cron run or a durable tool as much as
+    a write), and the record of a failure, timed by the queue's clock. Jobs named in
+    ``untimed`` (cron runs, enqueued ahead of their tick to wait for it) are counted but not
+    timed."""
     queue = QueueKeys(queue_name)
 
     def finished(pipe: Any, job_id: str, result: bytes | None) -> None:
@@ -41,11 +50,16 @@ def on_job_finished(
             tally.count(pipe, queue_name, "retried", now_ms)
             return
         outcome = "completed" if result.startswith(SUCCEEDED) else "failed"
-        tally.count(pipe, queue_name, outcome, now_ms)
         try:
             decoded = deserialize(result)
         except ValueError:
+            tally.count(pipe, queue_name, outcome, now_ms)
             return
+        sent, done = whole_ms(decoded.get("et")), whole_ms(decoded.get("ft"))
+        took = ""
+        if sent is not None and done is not None and decoded.get("f") not in untimed:
+            took = tally.bucket(max(done - sent, 0))
+        tally.count(pipe, queue_name, outcome, now_ms, took)
         if decoded.get("f") != REFUSE:  # a refused job has answered already, with why
             pipe.lpush(queue.reply(job_id), serialize(_reply(decoded)))
             pipe.pexpire(queue.reply(job_id), keep_result_ms)
@@ -68,12 +82,10 @@ def _reply(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def keys(queue_name: str) -> DeadLetterKeys:
-    """Where failed jobs are kept: ids by failure time, their records, their retry jobs."""
-    return DeadLetterKeys(
-        QueueKeys(queue_name).failed,
-        QueueKeys(queue_name).failed_records,
-        QueueKeys(queue_name).failed_jobs,
-    )
+    """Where failed jobs are kept: ids by failure time, their records, their retry jobs,
+    their kinds (job name and error type)."""
+    queue = QueueKeys(queue_name)
+    return DeadLetterKeys(queue.failed, queue.failed_records, queue.failed_jobs, queue.failed_kinds)
 
 
 def record(
@@ -87,12 +99,17 @@ def record(
 
 
 def entry(
-    job_id: str, result: dict[str, Any], failed_ms: int, job: dict[str, Any] | None = None
+    job_id: str,
+    result: dict[str, Any],
+    failed_ms: int,
+    job: dict[str, Any] | None = None,
+    op_ids: Sequence[str] = (),
 ) -> tuple[str, bytes]:
     """What is kept of a failed job whose arq result is ``result``: its record (JSON), and
     the job a retry re-enqueues (b"" when it cannot be retried): ``job`` as it was sent
     (the result's function and arguments when not given), without its caller's wait,
-    with ``qt``, when the queue first took it, so the retry is judged as that attempt."""
+    with ``qt``, when the queue first took it, so the retry is judged as that attempt;
+    the record names its writes' ``op_ids``, the first of them."""
     error = result.get("r")
     described = error.get("__error__") if isinstance(error, dict) else None
     if not isinstance(described, dict):
@@ -108,6 +125,8 @@ def entry(
         "enqueued_at": _iso(whole_ms(result.get("et")) or 0),
         "failed_at": _iso(failed_ms),
         "retryable": retryable,
+        "op_ids": list(op_ids[:_OP_IDS]),
+        "writes": len(op_ids),
     }
     sent = job or {"f": function, "a": result.get("a"), "k": result.get("k")}
     again = {k: v for k, v in sent.items() if k in _RESENT}

@@ -38,6 +38,8 @@ class WorkerState:
     """Seconds since the worker's last heartbeat, by the server's clock."""
     running: int
     """Jobs it was running at that heartbeat."""
+    batches: int = 0
+    """Batches of write jobs it held then."""
 
 
 async def heartbeats(
@@ -46,15 +48,19 @@ async def heartbeats(
     worker_id: str,
     running: Callable[[], int],
     reached: Callable[[bool], None] = lambda _: None,
+    batches: Callable[[], int] = lambda: 0,
 ) -> None:
-    """Record this worker as alive, with its ``running()`` jobs, every ``HEARTBEAT_S``.
+    """Record this worker as alive, with its ``running()`` jobs and ``batches()`` in flight,
+    every ``HEARTBEAT_S``.
 
     ``reached`` hears whether each heartbeat got to Redis (the worker-up gauge).
     """
-    keys = HeartbeatKeys(QueueKeys(queue_name).workers, QueueKeys(queue_name).running)
+    queue = QueueKeys(queue_name)
+    keys = HeartbeatKeys(queue.workers, queue.running, queue.batches)
     while True:
         try:
-            await HEARTBEAT.run(redis, keys, HeartbeatArgs(worker_id, _FORGET_S * 1000, running()))
+            args = HeartbeatArgs(worker_id, _FORGET_S * 1000, running(), batches())
+            await HEARTBEAT.run(redis, keys, args)
             reached(True)
         except RedisError:
             reached(False)
@@ -67,21 +73,26 @@ async def forget(redis: Any, queue_name: str, worker_id: str) -> None:
         async with redis.pipeline(transaction=True) as pipe:
             pipe.zrem(QueueKeys(queue_name).workers, worker_id)
             pipe.hdel(QueueKeys(queue_name).running, worker_id)
+            pipe.hdel(QueueKeys(queue_name).batches, worker_id)
             await pipe.execute()
 
 
 def read_workers(pipe: Any, queue_name: str, now_ms: int) -> None:
-    """Queue on ``pipe`` the two reads ``parse_workers`` takes the replies of."""
+    """Queue on ``pipe`` the three reads ``parse_workers`` takes the replies of."""
     since = now_ms - ALIVE_S * 1000
     pipe.zrangebyscore(QueueKeys(queue_name).workers, since, "+inf", withscores=True)
     pipe.hgetall(QueueKeys(queue_name).running)
+    pipe.hgetall(QueueKeys(queue_name).batches)
 
 
 def parse_workers(replies: list[Any], now_ms: int) -> dict[str, WorkerState]:
-    seen, running = replies
+    seen, running, held = replies
     jobs = {text(w): int(n) for w, n in running.items()}
+    batches = {text(w): int(n) for w, n in held.items()}
     return {
-        text(w): WorkerState(round((now_ms - score) / 1000, 3), jobs.get(text(w), 0))
+        text(w): WorkerState(
+            round((now_ms - score) / 1000, 3), jobs.get(text(w), 0), batches.get(text(w), 0)
+        )
         for w, score in seen
     }
 

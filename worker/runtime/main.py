@@ -93,7 +93,11 @@ def worker_settings(settings: Settings) -> type:
 
     clock = QueueClock()
     finished = dead_letter.on_job_finished(
-        settings.queue_name, settings.failed_jobs_keep, int(settings.keep_result_s * 1000), clock
+        settings.queue_name,
+        settings.failed_jobs_keep,
+        int(settings.keep_result_s * 1000),
+        clock,
+        untimed=frozenset(c.name for c in crons),
     )
 
     def new_pool() -> QueuePool:
@@ -126,6 +130,7 @@ def worker_settings(settings: Settings) -> type:
                     worker_id,
                     lambda: metrics.running,
                     lambda reached: metrics.worker_up.set(int(reached)),
+                    lambda: worker.batches.in_flight if worker.batches is not None else 0,
                 )
             )
         )

@@ -9,7 +9,7 @@ the first of the earliest ``LOOK_AHEAD`` ready entries that no worker holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from store.clock import server_ms
@@ -30,6 +30,15 @@ class QueueStats:
     last_hour: dict[str, int]
     """Jobs ``completed``, ``failed`` and ``retried`` in the last 60 minutes."""
     failed_jobs_kept: int
+    scheduled: int = 0
+    """Of the queued, those whose start time has not come."""
+    minutes: list[tally.Minute] = field(default_factory=list)
+    """The last 60 minutes, the oldest first: outcomes and latencies."""
+
+    @property
+    def ready(self) -> int:
+        """Queued jobs whose start time has come."""
+        return max(0, self.queued - self.scheduled)
 
 
 async def observe(redis: Any, queue_name: str) -> QueueStats:
@@ -39,20 +48,14 @@ async def observe(redis: Any, queue_name: str) -> QueueStats:
         for queue in (keys.writes, keys.queue):
             pipe.zcard(queue)
             pipe.zrangebyscore(queue, "-inf", now_ms, start=0, num=LOOK_AHEAD, withscores=True)
+            pipe.zcount(queue, f"({now_ms}", "+inf")
         liveness.read_workers(pipe, queue_name, now_ms)
         pipe.zcard(keys.failed)
         tally.read_last_hour(pipe, queue_name, now_ms)
-        (
-            writes,
-            ready_writes,
-            depth,
-            ready,
-            seen,
-            running_jobs,
-            failed_kept,
-            *last_hour,
-        ) = await pipe.execute()
-    workers = liveness.parse_workers([seen, running_jobs], now_ms)
+        replies = await pipe.execute()
+    writes, ready_writes, later_writes, depth, ready, later = replies[:6]
+    workers = liveness.parse_workers(replies[6:9], now_ms)
+    failed_kept, last_hour = replies[9], replies[10:]
     running = sum(w.running for w in workers.values())
     oldest = 0.0
     ready = sorted([*ready_writes, *ready], key=lambda entry: entry[1])[:LOOK_AHEAD]
@@ -64,6 +67,7 @@ async def observe(redis: Any, queue_name: str) -> QueueStats:
         waiting = [score for (_, score), h in zip(ready, held, strict=True) if not h]
         if waiting:
             oldest = round(max(0.0, (now_ms - waiting[0]) / 1000), 3)
+    minutes = tally.per_minute(last_hour)
     return QueueStats(
         queued=max(0, int(depth) + int(writes) - running),
         in_progress=running,
@@ -71,4 +75,6 @@ async def observe(redis: Any, queue_name: str) -> QueueStats:
         workers=workers,
         last_hour=tally.parse_last_hour(last_hour),
         failed_jobs_kept=int(failed_kept),
+        scheduled=int(later) + int(later_writes),
+        minutes=minutes,
     )
