@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import contention, direct, report, stores, worker_path
+from bench import contention, dashboard, direct, report, stores, worker_path
 from bench.harness import Bench, Result
 from tests.servers import RedisProcess, free_ports
 
@@ -35,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         "--only", type=int, nargs="*", metavar="N", help="run only these scenario numbers"
     )
     args = parser.parse_args(argv)
-    missing = [m for m in ("matplotlib", "streaq", "uvloop") if importlib.util.find_spec(m) is None]
+    missing = [
+        m
+        for m in ("matplotlib", "streaq", "uvloop", "starlette", "httpx")
+        if importlib.util.find_spec(m) is None
+    ]
     if missing:
         print(
             f"python -m bench needs the bench extra ({', '.join(missing)} missing): "
@@ -52,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(url=f"redis://127.0.0.1:{port}/0", port=port, quick=args.quick)
     started = time.perf_counter()
     results: list[Result] = []
-    wanted = set(args.only or range(1, 9))
+    wanted = set(args.only or range(1, 10))
     try:
         if wanted & {1, 8}:
             for name, factory in _loops():
@@ -66,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             ({5}, stores.listing),
             ({6}, stores.sweep),
             ({7}, stores.memory),
+            ({9}, dashboard.run),
         ]
         for numbers, scenario in scenarios:
             if wanted & numbers:

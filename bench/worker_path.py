@@ -227,9 +227,9 @@ async def _throughput(
 
     arq = peers.rate_of(peers.arq, lambda: peer_op(peers.pool), total)
     streaq = peers.rate_of(peers.streaq_worker, peers.streaq_op, total)
-    alone, arq_alone = await interleaved(bench.rounds, _writes(client, total, False), arq)
-    again, streaq_alone = await interleaved(bench.rounds, _writes(client, total, False), streaq)
-    coalesced, arq_again = await interleaved(bench.rounds, _writes(client, total, True), arq)
+    alone, arq_alone = await interleaved(bench.rounds, write_rate(client, total, False), arq)
+    again, streaq_alone = await interleaved(bench.rounds, write_rate(client, total, False), streaq)
+    coalesced, arq_again = await interleaved(bench.rounds, write_rate(client, total, True), arq)
     return [
         ratio_result(
             "3. single-write jobs (coalesce=False), concurrency 64, vs arq empty job",
@@ -247,7 +247,7 @@ async def _throughput(
     ]  # fmt: skip
 
 
-def _writes(
+def write_rate(
     client: TaskStoreClient, total: int, coalesce: bool, owners: int = 1
 ) -> Callable[[], Awaitable[float]]:
     """A sample: ``total`` CAS writes from ``CONCURRENCY`` callers, each awaiting its own, to
@@ -304,7 +304,7 @@ def _cpu_s(pid: int) -> float:
 async def _two_workers(bench: Bench, client: TaskStoreClient, env: dict[str, str]) -> list[Result]:
     """Single-write jobs with a second worker process beside the first."""
     total = bench.size(640, 6400)
-    one = _writes(client, total, False)
+    one = write_rate(client, total, False)
 
     async def two() -> float:
         async with process(OURS_WORKER, env, bench.url):
@@ -315,8 +315,8 @@ async def _two_workers(bench: Bench, client: TaskStoreClient, env: dict[str, str
     async with process(OURS_WORKER, env, bench.url):
         hot, spread = await interleaved(
             bench.size(2, 3),
-            _writes(client, total, False, owners=1),
-            _writes(client, total, False, owners=CONCURRENCY),
+            write_rate(client, total, False, owners=1),
+            write_rate(client, total, False, owners=CONCURRENCY),
         )
     return [
         Result(

@@ -3,7 +3,8 @@
 Every ``python`` block of README.md and of the site's pages (``docs/``) is a
 program run here as a script: the producer against a worker started exactly as
 the README's first command starts it, the MCP server and client over stdio
-(``tests/mcp/test_doc_mcp.py``), the others as they are. A block that is only
+(``tests/mcp/test_doc_mcp.py``), the dashboard mounted in an application of one's own
+(``tests/dashboard/test_doc_mount.py``), the others as they are. A block that is only
 a fragment is marked otherwise (```` ```py ````). The version, the commands and
 the settings the documents name are checked against the code."""
 
@@ -40,7 +41,8 @@ BLOCKS = list(
 PRODUCER = next(b for b in BLOCKS if "create_task(" in b)
 MCP_SERVER = next(b for b in BLOCKS if "MCPServer(" in b)  # run in tests/mcp/test_doc_mcp.py
 MCP_CLIENT = next(b for b in BLOCKS if "TaskPoller(" in b)  # so is this one
-DIRECT = [b for b in BLOCKS if b not in (PRODUCER, MCP_SERVER, MCP_CLIENT)]
+MOUNTED = next(b for b in BLOCKS if "Mount(" in b)  # in tests/dashboard/test_doc_mount.py
+DIRECT = [b for b in BLOCKS if b not in (PRODUCER, MCP_SERVER, MCP_CLIENT, MOUNTED)]
 
 
 def first_command() -> list[str]:

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -21,7 +23,7 @@ from arq.worker import run_worker
 from redis.exceptions import RedisError
 
 from store import BackendError, StorageError
-from store.redis import EmbeddedRedis, mask_url
+from store.redis import EmbeddedRedis
 from store.redis import scripts as store_scripts
 from store.redis.connect import is_embedded
 from store.redis.lua import Script
@@ -33,10 +35,10 @@ from worker.protocol.errors import FailedJobNotKept, JobAlreadyQueued
 from worker.protocol.scripts import ENQUEUE, SETTLE
 from worker.protocol.settings import Settings, SettingsError, load_settings
 from worker.protocol.writes import Stores
-from worker.runtime import logs, queue_stats
+from worker.runtime import logs
 from worker.runtime.liveness import live_workers
 from worker.runtime.main import worker_settings
-from worker.tools import failed
+from worker.tools import failed, report
 from worker.tools.purge import purge
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -100,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     retry = command("retry", _retry, "Enqueue a failed job again under its own id (its writes "
                     "apply at most once) and print its outcomes.")  # fmt: skip
     retry.add_argument("job_id", help="a job id from `taskstore failed`")
+    discard = command("discard", _discard, "Let go of a kept failed job without running it.")
+    discard.add_argument("job_id", help="a job id from `taskstore failed`")
+    command("dashboard", _dashboard, "Serve the operators' web page on DASHBOARD_HOST:"
+            "DASHBOARD_PORT (127.0.0.1:8790); any address but loopback needs "
+            "DASHBOARD_TOKEN. Needs the dashboard extra.")  # fmt: skip
     embedded = command("embedded", _embedded, "Show (status) or stop (stop) the embedded "
                        "Redis of EMBEDDED_DIR. status exits 0 when it runs, 1 when not; stop "
                        "refuses while live processes use it, unless --force.")  # fmt: skip
@@ -168,6 +175,58 @@ def _with_stores(settings: Settings, use: Callable[[Stores], Awaitable[int]]) ->
             await stores.backend.aclose()
 
     return asyncio.run(run())
+
+
+def _discard(settings: Settings, args: argparse.Namespace) -> int:
+    async def discarding() -> int:
+        async with _queue_pool(settings) as pool:
+            try:
+                await failed.discard(pool, settings.queue_name, args.job_id)
+            except FailedJobNotKept as exc:
+                log.error("taskstore discard: %s", exc)
+                return EXIT_FAILED
+        print(json.dumps({"job_id": args.job_id, "discarded": True}))
+        return EXIT_OK
+
+    return asyncio.run(discarding())
+
+
+def _dashboard(settings: Settings, args: argparse.Namespace) -> int:
+    host, port = settings.dashboard_host, settings.dashboard_port
+    if settings.dashboard_token is None and not _loopback(host):
+        log.error(
+            "taskstore dashboard: serving on %s, beyond this machine, needs "
+            "TASKSTORE_DASHBOARD_TOKEN (a secret every request must carry)",
+            host,
+        )
+        return EXIT_USAGE
+    try:
+        import uvicorn
+
+        from worker.tools.dashboard import app
+    except ImportError as exc:
+        log.error("taskstore dashboard needs the dashboard extra (%s): pip install "
+                  "-e '.[dashboard]'", exc.name)  # fmt: skip
+        return EXIT_USAGE
+    listening = socket.create_server((host, port), family=_family(host))
+    bound_host, bound_port = listening.getsockname()[:2]
+    log.info("dashboard of queue %r on http://%s:%d/", settings.queue_name, bound_host, bound_port)
+    config = uvicorn.Config(app(settings), log_config=None, access_log=False)
+    uvicorn.Server(config).run(sockets=[listening])
+    return EXIT_OK
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def _purge(settings: Settings, args: argparse.Namespace) -> int:
@@ -248,27 +307,12 @@ def _interrupted(signum: int, frame: object) -> None:
 
 
 async def _report(settings: Settings, stores: Stores, pool: ArqRedis) -> dict[str, Any]:
-    store = await stores.backend.stats(
-        lambda done, total: _progress(f"counting tasks: {done} of {total} owners")
-    )
+    def counting(done: int, total: int) -> None:
+        _progress(f"counting tasks: {done} of {total} owners")
+
+    found = await report.gather(settings, stores, pool, counting)
     _progress("")
-    queue = await queue_stats.observe(pool, settings.queue_name)
-    return {
-        "queue": settings.queue_name,
-        "store": mask_url(settings.store_url_value),
-        "tasks": store.records,
-        "owners": store.owners,
-        "owners_due_for_expiry": store.owners_due,
-        "queued": queue.queued,
-        "in_progress": queue.in_progress,
-        "oldest_queued_age_s": queue.oldest_queued_age_s,
-        "last_hour": queue.last_hour,
-        "failed_jobs_kept": queue.failed_jobs_kept,
-        "workers": [
-            {"id": worker_id, "last_heartbeat_s": w.last_heartbeat_s, "running": w.running}
-            for worker_id, w in sorted(queue.workers.items())
-        ],
-    }
+    return found.as_json()
 
 
 @contextlib.asynccontextmanager
