@@ -67,6 +67,7 @@ async def come_back(settings: Settings, job_id: str, job: str) -> Any:
     try:
         copy = json.loads(job)
         copy.pop("wait_ms")
+        copy.pop("reply_to")  # answered on a list of its own, read here
         await redis.set(job_keys(job_id).job, json.dumps(copy), px=60_000)
         await redis.set(job_keys(job_id).tries, 1, px=60_000)
         await redis.zadd(QueueKeys(settings.queue_name).writes, {job_id: 0})

@@ -34,6 +34,7 @@ from store.redis import EmbeddedRedis
 from store.tasks import TaskError, TaskPage, TaskRecord
 from worker.producer.coalesce import Coalescer
 from worker.producer.handle import JobHandle, ReplyTimeout, await_job
+from worker.producer.replies import SharedReplies
 from worker.protocol import envelope, tracing, writes
 from worker.protocol.connections import check_queue, open_stores, queue_client, queue_redis_settings
 from worker.protocol.envelope import Envelope, open_envelope
@@ -121,9 +122,10 @@ class TaskStoreClient:
         self._server = server
         self._fresh_prefix, self._fresh = f"{uuid.uuid4().hex}-", itertools.count()
         self._sender = Sender(pool, settings.queue_name)
+        self._replies = SharedReplies(pool, settings.queue_name)
         self._coalescer = Coalescer(
             self._send,
-            lambda job_id: await_job(pool, settings, job_id),
+            lambda job_id: await_job(pool, settings, job_id, self._replies),
             settings.coalesce_window_ms / 1000,
             settings.coalesce_max_ops,
             MAX_JOB_BYTES - _JOB_HEADROOM,
@@ -169,6 +171,7 @@ class TaskStoreClient:
     async def aclose(self) -> None:
         try:
             await self._coalescer.aclose()
+            await self._replies.aclose()
             await self.stores.backend.aclose()
             await self.pool.aclose()
         finally:
@@ -347,8 +350,14 @@ class TaskStoreClient:
                 b"{}",
                 trace,
                 wait_ms=int(self.settings.reply_timeout_s * 1000),
+                reply_to=self._replies.reply_to,
             )
-            enqueued = await self._sender.send(job_id, payload)
+            self._replies.expect(job_id)
+            try:
+                enqueued = await self._sender.send(job_id, payload)
+            except BaseException:
+                self._replies.forget(job_id)
+                raise
         return int(enqueued.qt)
 
 

@@ -32,6 +32,7 @@ from arq.connections import ArqRedis
 from store import BackendError
 from worker.producer.coalesce import Batch
 from worker.producer.queue import settle, wait_reply
+from worker.producer.replies import SharedReplies
 from worker.protocol.envelope import Elided, Envelope, open_envelope
 from worker.protocol.errors import OutcomeUnknown
 from worker.protocol.settings import Settings
@@ -59,32 +60,47 @@ class Open(Exception):
     """The job started and did not answer in time."""
 
 
-async def await_job(pool: ArqRedis, settings: Settings, job_id: str) -> Any:
-    """The job's reply; ``Withdrawn`` or ``Open`` when it settles without one."""
+async def await_job(
+    pool: ArqRedis, settings: Settings, job_id: str, replies: SharedReplies | None = None
+) -> Any:
+    """The job's reply; ``Withdrawn`` or ``Open`` when it settles without one. With
+    ``replies``, the job named its producer's reply list (``reply_to``)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.reply_timeout_s
     give_up = deadline + settings.job_timeout_s + 2 * settings.lease_s
     away = 0
-    while True:
-        try:
-            wait = max(deadline - loop.time(), 0.01)
-            reply = await wait_reply(pool, settings.queue_name, job_id, wait)
-            if reply is not None:
-                return reply
-            state = await settle(pool, settings.queue_name, job_id)
-        except BackendError:
-            if loop.time() >= give_up:
-                raise Open() from None
-            away += 1
-            await asyncio.sleep(min(0.05 * 2**away, 1.0))  # the queue Redis is away
-            continue
-        away = 0
-        if state.startswith("withdrawn"):
-            raise Withdrawn(no_worker=state == "withdrawn-no-worker")
-        if state == "finished" or (state == "started" and loop.time() >= give_up):
-            raise Open()
-        # Replied meanwhile, or started: wait on, a lease at a time.
-        deadline = min(loop.time() + settings.lease_s, give_up)
+    shared, late = replies is not None, False
+    try:
+        while True:
+            try:
+                wait = max(deadline - loop.time(), 0.01)
+                if shared and replies is not None:
+                    reply = await replies.wait(job_id, wait)
+                else:
+                    reply = await wait_reply(pool, settings.queue_name, job_id, wait)
+                if reply is not None:
+                    return reply
+                state = await settle(pool, settings.queue_name, job_id)
+            except BackendError:
+                if loop.time() >= give_up:
+                    raise Open() from None
+                away += 1
+                await asyncio.sleep(min(0.05 * 2**away, 1.0))  # the queue Redis is away
+                continue
+            away = 0
+            if state.startswith("withdrawn"):
+                raise Withdrawn(no_worker=state == "withdrawn-no-worker")
+            if state == "replied":  # on a list of its own: refused, or a job that named none
+                shared = False
+            elif state == "finished" and shared and not late:
+                late = True  # its reply was pushed onto the producer's list as it finished
+            elif state == "finished" or (state == "started" and loop.time() >= give_up):
+                raise Open()
+            # Replied meanwhile, or started: wait on, a lease at a time.
+            deadline = min(loop.time() + settings.lease_s, give_up)
+    finally:
+        if replies is not None:
+            replies.forget(job_id)
 
 
 class JobHandle(Generic[T]):

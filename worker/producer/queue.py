@@ -44,13 +44,17 @@ def job_payload(
     trace: Mapping[str, str] | None = None,
     *,
     wait_ms: int | None = None,
+    reply_to: str | None = None,
 ) -> bytes:
     """A job (arq's record and the protocol's version), from the JSON of its arguments;
     with ``trace``, the W3C trace context it continues (``tc``); with ``wait_ms``, how long
-    its producer waits for it, after which no worker applies it."""
+    its producer waits for it, after which no worker applies it; with ``reply_to``, the
+    producer's reply list its reply goes to."""
     head: dict[str, Any] = {"v": protocol.VERSION, "f": function, "et": time.time_ns() // 10**6}
     if wait_ms is not None:
         head["wait_ms"] = wait_ms
+    if reply_to is not None:
+        head["reply_to"] = reply_to
     if trace:
         head["tc"] = dict(trace)
     fields = json.dumps(head)

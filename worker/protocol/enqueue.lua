@@ -78,6 +78,9 @@ elseif not whole_ms(decoded.et, 0, MAX_MS) then
 elseif decoded.wait_ms ~= nil and decoded.wait_ms ~= cjson.null
     and not whole_ms(decoded.wait_ms, 1, MAX_WAIT_MS) then
   problem = 'wait_ms: how long its producer waits, an integer of ms from 1 to ' .. MAX_WAIT_MS
+elseif decoded.reply_to ~= nil and (type(decoded.reply_to) ~= 'string'
+    or #decoded.reply_to > 64 or not string.match(decoded.reply_to, '^[%w_%.:%-]+$')) then
+  problem = 'reply_to: its producer\'s reply list, 1-64 characters of [A-Za-z0-9_.:-]'
 elseif decoded.tc ~= nil and not shaped(decoded.tc, false) then
   problem = 'tc: the W3C trace context, an object of strings'
 elseif decoded.t ~= nil or decoded.q ~= nil then

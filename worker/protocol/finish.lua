@@ -4,10 +4,12 @@
 -- ARGV: keep_ms, tally_keep_s, failed_keep, lanes_too, rest_count, rest_and_outcomes...
 -- REPLY: finished
 -- jobs: for each job, in order, arq:job:<id>, arq:in-progress:<id>, arq:retry:<id>,
--- arq:result:<id>, <queue>:reply:<id>. outcomes: for each job, ten values: id, claim
--- (what its claim holds while this worker has it), verdict, result, reply, defer_ms,
--- record, retry_job, lanes (comma-separated), latency (its tally bucket, or ''). A job whose claim holds anything else is
--- left alone: the worker holding it now finishes it. verdict 'completed' or 'failed':
+-- arq:result:<id>, and where its reply goes: <queue>:reply:<id>, or the reply list its
+-- producer named (<queue>:replies:<reply_to>, protocol 1.5; its reply then starts
+-- '<id> '). outcomes: for each job, ten values: id, claim (what its claim holds while
+-- this worker has it), verdict, result, reply, defer_ms, record, retry_job, lanes
+-- (comma-separated), latency (its tally bucket, or ''). A job whose claim holds
+-- anything else is left alone: the worker holding it now finishes it. verdict 'completed' or 'failed':
 -- the result is stored for keep_ms, the job, its claim and its try count deleted, the
 -- job taken off writes and queue, the reply (unless '') pushed for the caller and kept
 -- keep_ms; 'failed' also keeps the failure (record, retry_job: see keep_failed).
@@ -27,7 +29,7 @@ local keep_ms, failed_keep = ARGV[1], ARGV[3]
 local lanes_too, rest = ARGV[4] == '1', tonumber(ARGV[5])
 local counts = {completed = 0, failed = 0, retried = 0}
 local now = queue_ms()
-local finished, done, ours = {}, {}, {}
+local finished, done, ours, kept = {}, {}, {}, {}
 local batch_lanes, seen, waits_on = {}, {}, {}
 local function note(id, unfinished, lanes)
   ours[id] = true
@@ -62,7 +64,10 @@ for i = first, #ARGV, 10 do
     done[#done + 1] = id
     if reply ~= '' then
       redis.call('LPUSH', reply_key, reply)
-      redis.call('PEXPIRE', reply_key, keep_ms)
+      if not kept[reply_key] then  -- a producer's reply list is kept once a call
+        kept[reply_key] = true
+        redis.call('PEXPIRE', reply_key, keep_ms)
+      end
     end
     if verdict == 'failed' then
       keep_failed(KEYS[6], KEYS[7], KEYS[8], KEYS[9], id, ARGV[i + 6], now, failed_keep,

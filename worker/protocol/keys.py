@@ -17,6 +17,7 @@ key                       type         holds
 ``<queue>:lanes``         hash         lane -> the unfinished write job holding it
 ``<queue>:wake``          list         a token that wakes an idle worker
 ``<queue>:reply:<id>``    list         the job's reply envelope
+``<queue>:replies:<to>``  list         replies of jobs naming ``reply_to`` <to>
 ``<queue>:workers``       sorted set   worker ids by their last heartbeat (ms)
 ``<queue>:workers:running``  hash      jobs each worker runs
 ``<queue>:workers:batches``  hash      batches each worker holds
@@ -99,6 +100,11 @@ class QueueKeys:
         """Where the worker pushes a job's reply envelope for the waiting caller."""
         return f"{self.queue}:reply:{job_id}"
 
+    def replies(self, reply_to: str) -> str:
+        """Where the worker pushes the replies of the jobs that name ``reply_to``, each
+        ``<job id> <reply>``, for the one reader of their producer (protocol 1.5)."""
+        return f"{self.queue}:replies:{reply_to}"
+
     def tally(self, now_ms: int) -> str:
         """The counts of the minute that holds ``now_ms`` (by the queue's clock)."""
         return f"{self.queue}:tally:{now_ms // 60_000}"
@@ -119,6 +125,7 @@ class QueueKeys:
             "writes": self.writes,
             "wake": self.wake,
             "reply": self.reply(job_id),
+            "replies": self.replies("<to>"),
             "result": job.result,
             "claim": job.claim,
             "workers": self.workers,

@@ -8,14 +8,15 @@ is taken as 1.0, the version arq-speaking producers have always spoken.
 1.2 the optional trace context ``tc``; 1.3 the withdraw script, ``OpWithdrawn``
 and ``et`` as the time a job was sent, which the store's fences judge; 1.4 the
 queue's clock: the enqueue script stamps each job with the time the queue took it
-(``q``, and ``qt`` in its reply), which deadlines (``wait_ms``) and fences judge.
+(``q``, and ``qt`` in its reply), which deadlines (``wait_ms``) and fences judge;
+1.5 ``reply_to``: the replies of a producer's jobs on one list it reads for all.
 """
 
 from __future__ import annotations
 
 import re
 
-VERSION = "1.4"
+VERSION = "1.5"
 MAJOR = int(VERSION.split(".")[0])
 _SHAPE = re.compile(r"(\d{1,4})\.(\d{1,4})")
 

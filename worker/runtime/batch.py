@@ -413,7 +413,7 @@ class BatchPath:
             size = sum(len(v) for v in outcome if isinstance(v, bytes | str))
             if not pieces or pieces[-1].size + size > FINISH_BYTES:
                 pieces.append(_Piece())
-            pieces[-1].add([*job_keys(job.job_id), self.keys.reply(job.job_id)], outcome, size)
+            pieces[-1].add([*job_keys(job.job_id), self._reply_key(job)], outcome, size)
             await asyncio.sleep(0)
         # Its last jobs first: the first job on each lane, which holds it, is finished last.
         rest: list[Any] = []
@@ -462,6 +462,11 @@ class BatchPath:
         )
         return [int(flag) for flag in flags]
 
+    def _reply_key(self, job: _Job) -> str:
+        """Where the job's reply goes: its producer's reply list, or a list of its own."""
+        reply_to = jobs.reply_to(job.job)
+        return self.keys.reply(job.job_id) if reply_to is None else self.keys.replies(reply_to)
+
     def _outcome(self, job: _Job, started_ms: int, finished_ms: int) -> list[Any]:
         """What ``finish.lua`` takes for one job (see its header)."""
         stored, record, retry_job = b"", "", b""
@@ -493,12 +498,15 @@ class BatchPath:
         defer_ms = min(50 * 2**job.job_try, 2000)
         taken = jobs.queue_time(job.job)
         latency = "" if taken is None else tally.bucket(finished_ms - taken)
+        reply = job.reply
+        if reply and jobs.reply_to(job.job) is not None:
+            reply = b"%s %s" % (job.job_id.encode(), reply)
         return [
             job.job_id,
             job.claim,
             job.verdict,
             stored,
-            job.reply,
+            reply,
             defer_ms,
             record,
             retry_job,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,16 @@ def refusal(job: Mapping[str, Any]) -> str | None:
     if reason is None and wait is not None and not (type(wait) is int and 1 <= wait <= MAX_WAIT_MS):
         reason = f"wait_ms must be an integer of ms from 1 to {MAX_WAIT_MS}"
     return reason
+
+
+_REPLY_TO = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def reply_to(job: Mapping[str, Any]) -> str | None:
+    """The reply list of its producer that a job names (protocol 1.5), or None when it is
+    answered on a list of its own (a job written by hand may name anything)."""
+    value = job.get("reply_to")
+    return value if isinstance(value, str) and _REPLY_TO.fullmatch(value) else None
 
 
 def queue_time(job: Mapping[str, Any]) -> int | None:
