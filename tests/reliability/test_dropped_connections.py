@@ -19,6 +19,7 @@ from tests.harness import unique
 from tests.servers import RedisProcess, free_ports
 from tests.worker.conftest import WorkerProcess, isolated_settings, wait_for_worker
 from worker.producer.client import TaskStoreClient
+from worker.protocol.errors import WriteNotApplied
 
 KEYS, EACH, KILLS = 25, 200, 15  # 5,000 increments at least
 
@@ -67,7 +68,9 @@ async def test_increments_survive_connections_killed_every_200_ms(tmp_path: Path
                             acknowledged[key] += 1
                             i += 1
                             break
-                        except (BackendError, TimeoutError):
+                        except (BackendError, TimeoutError, WriteNotApplied):
+                            # A write told "not applied" (its job waited past its deadline
+                            # behind the kills) is sent again: a new attempt of its op id.
                             await asyncio.sleep(0.05)
 
             async def killer() -> None:

@@ -80,3 +80,25 @@ async def test_a_refused_job_that_named_a_reply_list_is_answered_all_the_same(
         await replies.aclose()
         await redis.aclose()
         await drop_test_keys(settings)
+
+
+async def test_a_reply_lost_on_its_way_is_read_from_the_job_s_result(redis_url: str) -> None:
+    # The reply goes onto a list this waiter never reads (as if a dropped connection lost
+    # it mid-read): at its deadline the waiter settles the job, finds it finished, and reads
+    # the reply arq's record of the job keeps.
+    settings = isolated_settings(redis_url, "replies", reply_timeout_s=1)
+    redis = raw_redis(settings)
+    replies = SharedReplies(redis, settings.queue_name)  # type: ignore[arg-type]
+    job_id, key = unique("job"), make_key(unique(), "k")
+    try:
+        async with running_worker(settings):
+            replies.expect(job_id)
+            payload = job_payload("put", serialize([key, b"x"]), b"{}", reply_to="elsewhere")
+            assert (await enqueue(redis, settings.queue_name, job_id, payload)).added  # type: ignore[arg-type]
+            reply = await await_job(redis, settings, job_id, replies)  # type: ignore[arg-type]
+        assert reply == {"ok": True, "value": 1}
+        assert await redis.llen(QueueKeys(settings.queue_name).replies("elsewhere")) == 1  # type: ignore[misc]
+    finally:
+        await replies.aclose()
+        await redis.aclose()
+        await drop_test_keys(settings)

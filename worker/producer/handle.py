@@ -31,7 +31,7 @@ from arq.connections import ArqRedis
 
 from store import BackendError
 from worker.producer.coalesce import Batch
-from worker.producer.queue import settle, wait_reply
+from worker.producer.queue import finished_reply, settle, wait_reply
 from worker.producer.replies import SharedReplies
 from worker.protocol.envelope import Elided, Envelope, open_envelope
 from worker.protocol.errors import OutcomeUnknown
@@ -69,7 +69,7 @@ async def await_job(
     deadline = loop.time() + settings.reply_timeout_s
     give_up = deadline + settings.job_timeout_s + 2 * settings.lease_s
     away = 0
-    shared, late = replies is not None, False
+    shared = replies is not None
     try:
         while True:
             try:
@@ -92,8 +92,12 @@ async def await_job(
                 raise Withdrawn(no_worker=state == "withdrawn-no-worker")
             if state == "replied":  # on a list of its own: refused, or a job that named none
                 shared = False
-            elif state == "finished" and shared and not late:
-                late = True  # its reply was pushed onto the producer's list as it finished
+            elif state == "finished" and shared:
+                # Its reply went onto the producer's list; the result record keeps it too.
+                reply = await finished_reply(pool, job_id)
+                if reply is not None:
+                    return reply
+                raise Open()
             elif state == "finished" or (state == "started" and loop.time() >= give_up):
                 raise Open()
             # Replied meanwhile, or started: wait on, a lease at a time.

@@ -166,6 +166,18 @@ async def wait_reply(pool: ArqRedis, queue_name: str, job_id: str, timeout_s: fl
     return None if reply is None else deserialize(reply)
 
 
+async def finished_reply(pool: ArqRedis, job_id: str) -> Any:
+    """The reply of a finished job as arq's record of it keeps it (``r``), or None: the
+    record expired, or holds why the job failed instead. For a job whose reply went onto
+    its producer's reply list and was lost on the way (a connection dropped mid-read)."""
+    try:
+        record = await pool.get(job_keys(job_id).result)
+        reply = deserialize(record).get("r") if record is not None else None
+    except (RedisError, ValueError, AttributeError):
+        return None
+    return reply if isinstance(reply, dict) and isinstance(reply.get("ok"), bool) else None
+
+
 async def settle(pool: ArqRedis, queue_name: str, job_id: str) -> str:
     """After a caller's deadline: withdraw the job if it never started (see ``settle.lua``)."""
     job, queue = job_keys(job_id), QueueKeys(queue_name)
