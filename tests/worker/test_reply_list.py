@@ -50,7 +50,7 @@ async def test_every_job_in_flight_is_waited_for_by_one_reader(redis_url: str) -
                 assert await asyncio.gather(*puts) == [1] * IN_FLIGHT
             # Nothing was answered on a list of its own, and the client's list is read empty.
             assert [k async for k in redis.scan_iter(match=f"{keys.reply('')}*")] == []
-            assert await redis.llen(keys.replies(client._replies.reply_to)) == 0  # type: ignore[misc]
+            assert await redis.llen(keys.replies(client.reply_to)) == 0  # type: ignore[misc]
     finally:
         await redis.aclose()
         await drop_test_keys(settings)

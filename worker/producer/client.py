@@ -168,6 +168,11 @@ class TaskStoreClient:
         finally:
             await client.aclose()
 
+    @property
+    def reply_to(self) -> str:
+        """The name of this client's reply list (``<queue>:replies:<reply_to>``)."""
+        return self._replies.reply_to
+
     async def aclose(self) -> None:
         try:
             await self._coalescer.aclose()

@@ -31,7 +31,7 @@ from arq.connections import ArqRedis
 
 from store import BackendError
 from worker.producer.coalesce import Batch
-from worker.producer.queue import finished_reply, settle, wait_reply
+from worker.producer.queue import back_off, finished_reply, settle, wait_reply
 from worker.producer.replies import SharedReplies
 from worker.protocol.envelope import Elided, Envelope, open_envelope
 from worker.protocol.errors import OutcomeUnknown
@@ -69,13 +69,13 @@ async def await_job(
     deadline = loop.time() + settings.reply_timeout_s
     give_up = deadline + settings.job_timeout_s + 2 * settings.lease_s
     away = 0
-    shared = replies is not None
+    listen = replies  # None once the reply is on the job's own list
     try:
         while True:
             try:
                 wait = max(deadline - loop.time(), 0.01)
-                if shared and replies is not None:
-                    reply = await replies.wait(job_id, wait)
+                if listen is not None:
+                    reply = await listen.wait(job_id, wait)
                 else:
                     reply = await wait_reply(pool, settings.queue_name, job_id, wait)
                 if reply is not None:
@@ -85,14 +85,14 @@ async def await_job(
                 if loop.time() >= give_up:
                     raise Open() from None
                 away += 1
-                await asyncio.sleep(min(0.05 * 2**away, 1.0))  # the queue Redis is away
+                await back_off(away)  # the queue Redis is away
                 continue
             away = 0
             if state.startswith("withdrawn"):
                 raise Withdrawn(no_worker=state == "withdrawn-no-worker")
             if state == "replied":  # on a list of its own: refused, or a job that named none
-                shared = False
-            elif state == "finished" and shared:
+                listen = None
+            elif state == "finished" and listen is not None:
                 # Its reply went onto the producer's list; the result record keeps it too.
                 reply = await finished_reply(pool, job_id)
                 if reply is not None:

@@ -151,6 +151,11 @@ class Sender:
         raise AssertionError("unreachable")
 
 
+async def back_off(away: int) -> None:
+    """Wait before trying the queue Redis again, the ``away``-th time in a row it failed."""
+    await asyncio.sleep(min(0.05 * 2**away, 1.0))
+
+
 async def wait_reply(pool: ArqRedis, queue_name: str, job_id: str, timeout_s: float) -> Any:
     """The job's reply (decoded JSON), or None when none came within ``timeout_s``.
 

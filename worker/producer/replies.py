@@ -20,6 +20,7 @@ from typing import Any
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
+from worker.producer.queue import back_off
 from worker.protocol.keys import QueueKeys
 from worker.protocol.serialization import deserialize
 
@@ -79,7 +80,7 @@ class SharedReplies:
             except RedisError as exc:  # the queue Redis is away: callers settle at deadlines
                 away += 1
                 log.debug("reading replies from %s: %s", self.key, exc)
-                await asyncio.sleep(min(0.05 * 2**away, 1.0))
+                await back_off(away)
                 continue
             away = 0
             for entry in got:
